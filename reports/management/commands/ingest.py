@@ -1,0 +1,71 @@
+import json
+import sys
+import time
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from reports.ingest import ingest_path, iter_inputs
+from reports.models import Intake
+
+
+class Command(BaseCommand):
+    help = "Ingest DMARC aggregate reports from files and directories (.xml, .gz, .zip, .eml, mixed)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="+", type=Path)
+        parser.add_argument(
+            "--json", action="store_true", dest="as_json", help="print one JSON object per report or refusal"
+        )
+        parser.add_argument("--progress", action="store_true", help="show progress even when not on a terminal")
+
+    def handle(self, *args, paths, as_json: bool, progress: bool, **options):
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise CommandError(f"no such file or directory: {', '.join(missing)}")
+        inputs = list(iter_inputs(paths))
+        show_progress = progress or (sys.stderr.isatty() and not as_json)
+        totals = {"stored": 0, "duplicate": 0, "refused": 0, "failed": 0}
+        records = messages = 0
+        started = time.monotonic()
+        for number, path in enumerate(inputs, 1):
+            if show_progress:
+                elapsed = time.monotonic() - started
+                sys.stderr.write(f"[{number}/{len(inputs)} {elapsed:.0f}s] {path}\n")
+                sys.stderr.flush()
+            result = ingest_path(path, source=Intake.Source.CLI)
+            for outcome in result.outcomes:
+                totals[outcome.status] += 1
+                if outcome.status == "stored":
+                    records += outcome.records
+                    messages += outcome.messages
+            if as_json:
+                self._print_json(path, result)
+            else:
+                self._print_line(path, result)
+        elapsed = time.monotonic() - started
+        refused = totals["refused"] + totals["failed"]
+        summary = (
+            f"{len(inputs)} inputs: {totals['stored']} reports stored ({records} records, {messages} messages), "
+            f"{totals['duplicate']} duplicates, {refused} refused, in {elapsed:.1f}s"
+        )
+        (sys.stderr if as_json else self.stdout).write(summary + "\n")
+        if refused:
+            sys.exit(1)
+
+    def _print_json(self, path: Path, result) -> None:
+        for outcome in result.outcomes:
+            line = {"path": str(path), "intake": result.intake.pk, **outcome.as_dict()}
+            line["document"] = line.pop("name")
+            self.stdout.write(json.dumps(line, ensure_ascii=False))
+
+    def _print_line(self, path: Path, result) -> None:
+        for outcome in result.outcomes:
+            where = str(path) if outcome.name == path.name else f"{path} [{outcome.name}]"
+            if outcome.status in ("refused", "failed"):
+                self.stdout.write(f"{outcome.status}: {where}: {outcome.reason}")
+            else:
+                self.stdout.write(
+                    f"{outcome.status}: {where}: {outcome.domain} from {outcome.org_name or '(no org_name)'}, "
+                    f"report {outcome.report_id}, {outcome.records} records, {outcome.messages} messages"
+                )

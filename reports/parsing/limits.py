@@ -1,0 +1,22 @@
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on hostile input. Each refusal names the cap it hit."""
+
+    max_message_bytes: int = 64 * 1024 * 1024
+    max_xml_bytes: int = 1024 * 1024 * 1024
+    max_members: int = 20
+    max_mime_parts: int = 100
+    max_depth: int = 16
+    max_field_bytes: int = 64 * 1024
+    max_records: int = 2_000_000
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:g} {unit}"
+        n = n / 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,74 @@
+"""Find the report documents inside an email message.
+
+The report may be any MIME part with any content type (zip labelled as
+octet-stream, attachments nested in multipart/alternative) or the whole body.
+Parts are recognised by their decoded content, not by their labels.
+"""
+
+import email
+import email.policy
+import io
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+from .archive import Document, Refusal, payload_documents, sniff
+from .errors import ReportError
+from .limits import Limits, human_bytes
+
+TLSRPT_TYPES = ("application/tlsrpt+gzip", "application/tlsrpt+json")
+
+
+def parse_message(data: bytes, limits: Limits) -> EmailMessage:
+    if len(data) > limits.max_message_bytes:
+        raise ReportError(
+            f"message is {human_bytes(len(data))}, more than the {human_bytes(limits.max_message_bytes)} cap"
+        )
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def message_kind(message: EmailMessage) -> str:
+    """aggregate, failure (RFC 9991 / ARF) or tlsrpt (RFC 8460), from the MIME structure."""
+    content_type = message.get_content_type()
+    if content_type == "multipart/report":
+        report_type = (message.get_param("report-type") or "").lower()
+        if report_type == "feedback-report":
+            return "failure"
+    for part in message.walk():
+        part_type = part.get_content_type()
+        if part_type == "message/feedback-report":
+            return "failure"
+        if part_type in TLSRPT_TYPES:
+            return "tlsrpt"
+    return "aggregate"
+
+
+def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Document | Refusal]:
+    """Yield every report document in an email, refusing the message when it holds none."""
+    message = parse_message(data, limits)
+    kind = message_kind(message)
+    subject = str(message.get("subject", ""))[:200]
+    if kind == "failure":
+        raise ReportError(f"message is a DMARC failure report (RFC 9991), not an aggregate report: {subject!r}")
+    if kind == "tlsrpt":
+        raise ReportError(f"message is an SMTP TLS report (RFC 8460), not a DMARC aggregate report: {subject!r}")
+    found = 0
+    for index, part in enumerate(message.walk()):
+        if index >= limits.max_mime_parts:
+            raise ReportError(f"message has more than {limits.max_mime_parts} MIME parts")
+        if part.is_multipart() or part.get_content_maintype() == "message":
+            continue
+        try:
+            payload = part.get_payload(decode=True)
+        except Exception as exc:  # the email package raises many types on broken encodings
+            yield Refusal(f"{name}/part{index}", f"MIME part cannot be decoded: {exc}")
+            continue
+        if not payload or sniff(payload[:512]) not in ("xml", "gzip", "zip"):
+            continue
+        part_name = f"{name}/{part.get_filename() or f'part{index}'}"
+        found += 1
+        try:
+            yield from payload_documents(io.BytesIO(payload), part_name, limits)
+        except ReportError as exc:
+            yield Refusal(part_name, exc.reason)
+    if not found:
+        raise ReportError(f"message has no report attachment (subject {subject!r})")
