@@ -174,7 +174,7 @@ def _store(document: Document, intake: Intake | None, caps: Limits, salvage: boo
     with document.open() as stream:
         parsed = parse_aggregate(stream, caps, document.notes, salvage=salvage)
         key = fingerprint(parsed)
-        existing = Report.objects.filter(fingerprint=key).first()
+        existing = stored_report(key)
         if existing is not None:
             return _outcome("duplicate", document.name, existing)
         try:
@@ -186,11 +186,15 @@ def _store(document: Document, intake: Intake | None, caps: Limits, salvage: boo
                 report.save(update_fields=["record_count", "message_count", "pass_count", "repairs"])
         except IntegrityError:
             # Another worker stored the same report between our check and our insert.
-            existing = Report.objects.filter(fingerprint=key).first()
+            existing = stored_report(key)
             if existing is None:
                 raise
             return _outcome("duplicate", document.name, existing)
     return _outcome("stored", document.name, report)
+
+
+def stored_report(key: str) -> Report | None:
+    return Report.objects.filter(fingerprint=key).first()
 
 
 def _outcome(status: str, name: str, report: Report) -> Outcome:

@@ -124,7 +124,9 @@ class _Parser:
     def __init__(self, stream: BinaryIO, limits: Limits, salvage: bool):
         self.limits = limits
         self.repairs: Counter = Counter()
-        self.reader = RepairingReader(stream, self.repairs, salvage)
+        self.reader = RepairingReader(stream, self.repairs, salvage, limits.max_element_bytes)
+        # Readers such as GzipReader note what they repaired (trailing junk) as they reach the end.
+        self.stream_notes = getattr(stream, "notes", [])
         self.events = etree.iterparse(
             self.reader,
             events=("end",),
@@ -191,6 +193,7 @@ class _Parser:
     def _elements(self) -> Iterator:
         try:
             for _, element in self.events:
+                self.reader.since_element = 0
                 if self.base_depth is None:
                     self._start(element)
                 if local(element.tag) == "feedback":
@@ -204,8 +207,13 @@ class _Parser:
             raise ReportError("not a DMARC aggregate report: no <feedback> element found")
         if self.finished:
             self._drain()
+            self._merge_stream_notes()
         else:
             raise ReportError("XML ended before </feedback>")
+
+    def _merge_stream_notes(self) -> None:
+        for note in self.stream_notes:
+            self.repairs[note] = self.repairs[note] or 1
 
     def _drain(self) -> None:
         """Read to the end after </feedback>: content there is ignored but noted."""

@@ -100,10 +100,10 @@ class GzipReader(io.RawIOBase):
     appends bytes after the stream); the junk is noted, not fatal.
     """
 
-    def __init__(self, raw: BinaryIO, cap: int, notes: list[str]):
+    def __init__(self, raw: BinaryIO, cap: int):
         self.raw = raw
         self.cap = cap
-        self.notes = notes
+        self.notes: list[str] = []
         self.total = 0
         self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.pending = b""
@@ -250,8 +250,7 @@ class ZipMemberReader(CappedReader):
 def gzip_document(source: BinaryIO, name: str, limits: Limits) -> Document:
     """A gzip file holds exactly one document; its content is checked to be XML up front."""
     start = source.tell()
-    notes: list[str] = []
-    head = GzipReader(source, limits.max_xml_bytes, []).read(512)
+    head = GzipReader(source, limits.max_xml_bytes).read(512)
     source.seek(start)
     kind = sniff(head)
     if kind in ("gzip", "zip"):
@@ -261,9 +260,9 @@ def gzip_document(source: BinaryIO, name: str, limits: Limits) -> Document:
 
     def open_gzip() -> BinaryIO:
         source.seek(start)
-        return GzipReader(source, limits.max_xml_bytes, notes)
+        return GzipReader(source, limits.max_xml_bytes)
 
-    return Document(name, open_gzip, notes)
+    return Document(name, open_gzip)
 
 
 def xml_document(source: BinaryIO, name: str, limits: Limits) -> Document:

@@ -11,6 +11,10 @@ class Limits:
     max_mime_parts: int = 100
     max_depth: int = 16
     max_field_bytes: int = 64 * 1024
+    # Bytes the parser may read without completing one top-level element (metadata,
+    # policy, a record). libxml2 keeps an unfinished element's whole subtree in memory,
+    # and at four bytes per empty element, 1 MiB of markup is ~260k nodes (~30 MB).
+    max_element_bytes: int = 1024 * 1024
     max_records: int = 2_000_000
 
 

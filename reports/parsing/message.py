@@ -62,8 +62,11 @@ def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Docume
         except Exception as exc:  # the email package raises many types on broken encodings
             yield Refusal(f"{name}/part{index}", f"MIME part cannot be decoded: {exc}")
             continue
-        if not payload or sniff(payload[:512]) not in ("xml", "gzip", "zip"):
+        kind = sniff(payload[:512]) if payload else "unknown"
+        if kind not in ("xml", "gzip", "zip"):
             continue
+        if kind == "xml" and b"feedback" not in payload[:65536]:
+            continue  # an HTML or XML body part that is not a report
         part_name = f"{name}/{part.get_filename() or f'part{index}'}"
         found += 1
         try:

@@ -13,6 +13,9 @@ import re
 from collections import Counter
 from typing import BinaryIO
 
+from .errors import ReportError
+from .limits import human_bytes
+
 HEAD_BYTES = 64 * 1024
 CHUNK = 256 * 1024
 DECLARED_ENCODING = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
@@ -21,6 +24,23 @@ BARE_ADDRESS = re.compile(rb"<email>(\s*)<([^<>\s/]{1,320}@[^<>\s/]{1,320})>(\s*
 # that does not start an entity reference, are text the reporter forgot to escape.
 STRAY_LT = re.compile(rb"<(?![/!?]|[A-Za-z_:][-A-Za-z0-9._:]*(?:\s[^<>]*)?/?>)")
 STRAY_AMP = re.compile(rb"&(?!#[0-9]+;|#x[0-9A-Fa-f]+;|[A-Za-z_][-A-Za-z0-9._]*;)")
+
+
+def has_doctype(head: bytes) -> bool:
+    """True when a DOCTYPE stands in the prolog (before the root element); linear time."""
+    position = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    while True:
+        while position < len(head) and head[position] in b" \t\r\n":
+            position += 1
+        if head.startswith(b"<?", position):
+            end = head.find(b"?>", position + 2) + 2
+        elif head.startswith(b"<!--", position):
+            end = head.find(b"-->", position + 4) + 3
+        else:
+            return head[position : position + 9].upper() == b"<!DOCTYPE"
+        if end < position:
+            return False
+        position = end
 
 
 def _cp1252_fallback(error: UnicodeDecodeError) -> tuple[str, int]:
@@ -38,8 +58,10 @@ class RepairingReader(io.RawIOBase):
     every byte with a regular expression would slow down every clean report.
     """
 
-    def __init__(self, raw: BinaryIO, repairs: Counter, salvage: bool = False):
+    def __init__(self, raw: BinaryIO, repairs: Counter, salvage: bool = False, element_cap: int = 1 << 62):
         self.raw = raw
+        self.element_cap = element_cap
+        self.since_element = 0  # reset by the parser each time an element completes
         self.repairs = repairs
         self.salvage = salvage
         self.carry = b""
@@ -63,6 +85,9 @@ class RepairingReader(io.RawIOBase):
         head = b"".join(parts)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             return head
+        if has_doctype(head):
+            # Refused before libxml2 sees it: no DTD, entity or external reference is ever read.
+            raise ReportError("XML has a DOCTYPE declaration; reports never need one and it is refused")
         declared = DECLARED_ENCODING.match(head)
         if declared is None or declared.group(1).lower() in (b"utf-8", b"utf8"):
             self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
@@ -120,6 +145,9 @@ class RepairingReader(io.RawIOBase):
         while not self.pending and not self.eof:
             self.pending = self._next()
         out, self.pending = self.pending[:size], self.pending[size:]
+        self.since_element += len(out)
+        if self.since_element > self.element_cap:
+            raise ReportError(f"a single element of the report is larger than the {human_bytes(self.element_cap)} cap")
         return out
 
     def readinto(self, buffer) -> int:

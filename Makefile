@@ -1,0 +1,54 @@
+# Two commands set everything up on a fresh clone: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dmarcdash
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test test-postgres test-sqlite lint format bench services clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.run-deps: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.test-deps: requirements.txt requirements-test.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-test.txt
+	touch $@ $(VENV)/.run-deps
+
+## The app on the embedded default: SQLite in ./data, tasks in-process, no other server.
+run: $(VENV)/.run-deps
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py bootstrap
+	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+## The whole suite: lint, then every test on real Postgres and Redis, then the embedded mode on SQLite.
+test: $(VENV)/.test-deps services lint test-postgres test-sqlite
+
+services:
+	./scripts/services.sh
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test-postgres: $(VENV)/.test-deps
+	DATABASE_URL=$(TEST_DATABASE_URL) SECRET_KEY=test-only DMARCDASH_DATA_DIR=$$(mktemp -d) \
+		$(BIN)/pytest
+
+test-sqlite: $(VENV)/.test-deps
+	DMARCDASH_DATA_DIR=$$(mktemp -d) $(BIN)/pytest -m embedded
+
+format: $(VENV)/.test-deps
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(VENV)/.test-deps services
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

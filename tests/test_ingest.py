@@ -1,0 +1,144 @@
+"""Ingest: ledger first, one transaction per report, the database decides what is a duplicate."""
+
+import zipfile
+
+import pytest
+
+from reports import rawstore
+from reports.ingest import ingest_bytes, process_intake
+from reports.models import Domain, Intake, Organization, Record, Report
+from reports.parsing import Limits
+from tests.builders import gzipped, record_xml, report_xml, zipped
+
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+
+
+def deliver(data: bytes, name: str = "r.xml", **kwargs):
+    return ingest_bytes(data, source=Intake.Source.CLI, name=name, **kwargs)
+
+
+def test_it_stores_a_report_with_its_records_and_totals():
+    data = report_xml(
+        [
+            record_xml(ip="192.0.2.1", count=10),
+            record_xml(ip="2001:db8::5", count=5, dkim="fail", spf="fail", disposition="quarantine"),
+        ],
+        policy="<p>quarantine</p><sp>reject</sp><pct>50</pct><fo>1</fo>",
+    )
+    result = deliver(data)
+    (outcome,) = result.outcomes
+    assert (outcome.status, outcome.records, outcome.messages) == ("stored", 2, 15)
+    report = Report.objects.get()
+    assert (report.record_count, report.message_count, report.pass_count) == (2, 15, 10)
+    assert (report.p, report.sp, report.pct, report.fo, report.format) == ("quarantine", "reject", 50, "1", "legacy")
+    assert report.intake == result.intake
+    assert sorted(Record.objects.values_list("source_ip", "count")) == [("192.0.2.1", 10), ("2001:db8::5", 5)]
+    record = report.records.get(count=5)
+    assert (record.disposition, record.dkim, record.spf, record.passed) == ("quarantine", "fail", "fail", False)
+    assert record.dkim_results == [{"domain": "example.com", "selector": "s1", "result": "pass"}]
+
+
+def test_it_records_the_input_in_the_ledger_and_keeps_the_raw_bytes():
+    data = gzipped(report_xml())
+    intake = deliver(data, name="r.xml.gz").intake
+    intake.refresh_from_db()
+    assert (intake.status, intake.size, intake.reports_stored, intake.error) == ("stored", len(data), 1, "")
+    assert intake.processed_at is not None
+    with rawstore.open_raw(intake.sha256) as raw:
+        assert raw.read() == data
+
+
+def test_it_stores_a_redelivered_report_once_and_records_the_duplicate():
+    deliver(report_xml())
+    second = deliver(gzipped(report_xml()), name="again.xml.gz")
+    assert [o.status for o in second.outcomes] == ["duplicate"]
+    assert second.intake.status == "duplicate"
+    assert Report.objects.count() == 1
+    assert Record.objects.count() == 1
+    assert Intake.objects.count() == 2
+
+
+def test_it_tells_reports_apart_by_reporter_and_date_range():
+    deliver(report_xml(report_id="same"))
+    deliver(report_xml(report_id="same", org_name="other.example", email="x@other.example"))
+    deliver(report_xml(report_id="same", begin=1700086400, end=1700172799))
+    assert Report.objects.count() == 3
+
+
+def test_it_rolls_back_a_report_that_breaks_part_way_and_goes_on_with_the_next():
+    broken = report_xml([record_xml()] * 10).replace(b"</feedback>", b"<record><row>")
+    data = zipped({"broken.xml": broken, "good.xml": report_xml(report_id="good")})
+    result = deliver(data, name="two.zip")
+    assert [o.status for o in result.outcomes] == ["refused", "stored"]
+    assert "XML" in result.outcomes[0].reason
+    assert list(Report.objects.values_list("report_id", flat=True)) == ["good"]
+    assert Record.objects.count() == 1
+    assert result.intake.status == "partial"
+    assert "two.zip/broken.xml:" in result.intake.error
+
+
+def test_it_records_a_refused_input_with_its_reason():
+    result = deliver(b"<html>not a report</html>", name="page.html")
+    assert result.intake.status == "refused"
+    assert result.intake.error == "page.html: not a DMARC aggregate report: no <feedback> element found"
+    assert not Report.objects.exists()
+
+
+def test_it_replays_a_refused_input_once_the_cause_is_fixed():
+    result = deliver(report_xml([record_xml()] * 5), caps=Limits(max_records=3))
+    assert result.intake.status == "refused"
+    assert "more than 3 records" in result.intake.error
+    assert not Record.objects.exists()
+    replay = process_intake(result.intake, Limits())
+    assert replay.intake.status == "stored"
+    assert replay.intake.error == ""
+    assert Record.objects.count() == 5
+
+
+def test_it_keeps_reports_for_unclaimed_domains_and_attaches_them_when_claimed():
+    deliver(report_xml(domain="unclaimed.example"))
+    report = Report.objects.get()
+    assert report.domain is None
+    assert list(Report.objects.unclaimed()) == [report]
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    domain = Domain.objects.create(organization=organization, name="Unclaimed.Example.")
+    assert domain.name == "unclaimed.example"
+    assert domain.claim_reports() == 1
+    assert not Report.objects.unclaimed().exists()
+    deliver(report_xml(domain="unclaimed.example", report_id="later"))
+    assert Report.objects.get(report_id="later").domain == domain
+
+
+def test_it_stores_attacker_controlled_text_exactly():
+    nasty = 'tab\there\\N "quoted" \\ back\\slash \u202e<script>alert(1)</script> \U0001f4a9'
+    xml_text = nasty.replace("&", "&amp;").replace("<", "&lt;")
+    record = record_xml(header_from="x.example", reasons=(("other", xml_text),))
+    record = record.replace("<header_from>x.example", f"<header_from>{xml_text}")
+    deliver(report_xml([record], org_name=xml_text))
+    stored = Record.objects.get()
+    assert stored.header_from == nasty.lower()
+    assert stored.reasons == [{"type": "other", "comment": nasty}]
+    assert Report.objects.get().org_name == nasty
+
+
+def test_it_treats_a_race_with_another_worker_as_a_duplicate(monkeypatch):
+    deliver(report_xml())
+    misses = [True]  # the first check misses the stored report, as if another worker were faster
+
+    def stored_report(key):
+        if misses and misses.pop():
+            return None
+        return Report.objects.filter(fingerprint=key).first()
+
+    monkeypatch.setattr("reports.ingest.stored_report", stored_report)
+    result = deliver(report_xml(), name="again.xml")
+    assert [o.status for o in result.outcomes] == ["duplicate"]
+    assert Report.objects.count() == 1
+    assert Record.objects.count() == 1
+
+
+def test_it_processes_every_member_of_a_large_zip_in_its_own_transaction():
+    members = {f"r{i}.xml": report_xml(report_id=f"r{i}", records=[record_xml()] * 3) for i in range(5)}
+    result = deliver(zipped(members, zipfile.ZIP_DEFLATED), name="many.zip")
+    assert [o.status for o in result.outcomes] == ["stored"] * 5
+    assert Record.objects.count() == 15

@@ -1,0 +1,76 @@
+"""The report list: login required, scoped to the user's organizations, report text inert."""
+
+import pytest
+from django.contrib.auth.models import User
+
+from reports.ingest import ingest_bytes
+from reports.models import Domain, Intake, Membership, Organization
+from tests.builders import record_xml, report_xml
+
+pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
+
+XSS = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+@pytest.fixture
+def alice():
+    """Alice is a viewer in Acme, which owns example.com."""
+    user = User.objects.create_user("alice", password="alice-password")
+    acme = Organization.objects.create(name="Acme", slug="acme")
+    Domain.objects.create(organization=acme, name="example.com")
+    Membership.objects.create(user=user, organization=acme, role=Membership.Role.VIEWER)
+    return user
+
+
+@pytest.fixture
+def bob():
+    """Bob is an owner in Globex, which owns globex.example."""
+    user = User.objects.create_user("bob", password="bob-password")
+    globex = Organization.objects.create(name="Globex", slug="globex")
+    Domain.objects.create(organization=globex, name="globex.example")
+    Membership.objects.create(user=user, organization=globex, role=Membership.Role.OWNER)
+    return user
+
+
+def deliver(**kwargs) -> None:
+    ingest_bytes(report_xml(**kwargs), source=Intake.Source.CLI, name="r.xml")
+
+
+def test_it_asks_for_a_login(client):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_it_lists_only_the_reports_of_the_users_domains(client, alice, bob):
+    deliver(domain="example.com", report_id="acme-report")
+    deliver(domain="globex.example", report_id="globex-report")
+    deliver(domain="nobody.example", report_id="unclaimed-report")
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert "acme-report" in page
+    assert "globex-report" not in page
+    assert "unclaimed-report" not in page
+    client.force_login(bob)
+    page = client.get("/").content.decode()
+    assert "globex-report" in page and "acme-report" not in page
+
+
+def test_it_shows_unclaimed_reports_and_refused_inputs_to_superusers(client):
+    admin = User.objects.create_superuser("root", password="root-password")
+    deliver(domain="nobody.example", report_id="unclaimed-report")
+    ingest_bytes(b"not a report", source=Intake.Source.CLI, name="junk.bin")
+    client.force_login(admin)
+    page = client.get("/").content.decode()
+    assert "unclaimed-report" in page
+    assert "input is not XML, gzip, zip or an email" in page
+
+
+def test_it_renders_report_text_inert(client, alice):
+    escaped = XSS.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    deliver(domain="example.com", org_name=escaped, report_id=escaped, records=[record_xml(header_from=escaped)])
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert "<script>alert(1)" not in page
+    assert "<img src=x" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
