@@ -396,16 +396,16 @@ class _Parser:
         dkim_results = []
         spf_results = []
         seen_row = False
-        for section in element:
+        for section in element[:]:
             tag = section.tag
             section_name = names.get(tag) or name_of(tag)
             if section_name == "row":
                 seen_row = True
-                for child in section:
+                for child in section[:]:
                     tag = child.tag
                     name = names.get(tag) or name_of(tag)
                     if name == "policy_evaluated":
-                        for item in child:
+                        for item in child[:]:
                             tag = item.tag
                             item_name = names.get(tag) or name_of(tag)
                             if item_name == "reason":
@@ -447,7 +447,7 @@ class _Parser:
                     elif name == "count":
                         count = text
             elif section_name == "auth_results":
-                for child in section:
+                for child in section[:]:
                     tag = child.tag
                     kind = names.get(tag) or name_of(tag)
                     if kind == "dkim":
@@ -458,7 +458,7 @@ class _Parser:
                         self._check_subtree(child)
                         continue
                     result = {}
-                    for item in child:
+                    for item in child[:]:
                         tag = item.tag
                         name = names.get(tag) or name_of(tag)
                         if len(item):
@@ -482,7 +482,7 @@ class _Parser:
             elif section_name == "identifiers" or section_name == "identities":
                 if section_name == "identities":
                     self.repairs["<identities> read as <identifiers>"] += 1
-                for child in section:
+                for child in section[:]:
                     tag = child.tag
                     name = names.get(tag) or name_of(tag)
                     if len(child):
