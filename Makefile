@@ -23,8 +23,9 @@ $(VENV)/.test-deps: requirements.txt requirements-test.txt | $(BIN)/python
 ## The app on the embedded default: SQLite in ./data, tasks in-process, no other server.
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py bootstrap
-	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+	$(BIN)/python manage.py bootstrap --url http://$(HOST):$(PORT)/
+	# --insecure only serves the static files (admin styles) that DEBUG off would not.
+	$(BIN)/python manage.py runserver --noreload --insecure $(HOST):$(PORT)
 
 ## The whole suite: lint, then every test on real Postgres and Redis, then the embedded mode on SQLite.
 test: $(VENV)/.test-deps services lint test-postgres test-sqlite

@@ -142,3 +142,21 @@ def test_it_processes_every_member_of_a_large_zip_in_its_own_transaction():
     result = deliver(zipped(members, zipfile.ZIP_DEFLATED), name="many.zip")
     assert [o.status for o in result.outcomes] == ["stored"] * 5
     assert Record.objects.count() == 15
+
+
+def test_it_replays_refused_inputs_from_the_command_line(settings):
+    import io
+
+    from django.core.management import call_command
+
+    settings.DMARC_LIMITS = {**settings.DMARC_LIMITS, "max_records": 2}
+    refused = deliver(report_xml([record_xml()] * 3)).intake
+    stored = deliver(report_xml(report_id="fine")).intake
+    settings.DMARC_LIMITS = {**settings.DMARC_LIMITS, "max_records": 10}
+    out = io.StringIO()
+    call_command("replay", refused=True, stdout=out)
+    assert out.getvalue() == f"intake {refused.pk} r.xml: stored (3 records)\n"
+    refused.refresh_from_db()
+    assert refused.status == "stored"
+    stored.refresh_from_db()
+    assert stored.status == "stored"

@@ -74,3 +74,21 @@ def test_it_renders_report_text_inert(client, alice):
     assert "<script>alert(1)" not in page
     assert "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_it_gives_superusers_a_ledger_with_a_replay_action_in_the_admin(client, settings):
+    admin = User.objects.create_superuser("root", password="root-password")
+    settings.DMARC_LIMITS = {**settings.DMARC_LIMITS, "max_records": 1}
+    ingest_bytes(report_xml(records=[record_xml()] * 2), source=Intake.Source.CLI, name="big.xml")
+    intake = Intake.objects.get()
+    assert intake.status == "refused"
+    client.force_login(admin)
+    for url in ("/admin/reports/intake/", f"/admin/reports/intake/{intake.pk}/change/", "/admin/reports/report/"):
+        assert client.get(url).status_code == 200, url
+    settings.DMARC_LIMITS = {**settings.DMARC_LIMITS, "max_records": 10}
+    response = client.post(
+        "/admin/reports/intake/", {"action": "replay", "index": 0, "_selected_action": [intake.pk]}, follow=True
+    )
+    assert [str(m) for m in response.context["messages"]] == ["big.xml: stored"]
+    intake.refresh_from_db()
+    assert intake.status == "stored"
