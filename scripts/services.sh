@@ -47,4 +47,8 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     done
     redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
 fi
+# docker-compose (v1, from Debian) only validates docker-compose.yml in the tests; no engine runs here.
+if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt_install docker-compose || echo "services: docker-compose not installed; its test will skip" >&2
+fi
 echo "services: postgres and redis are up"
