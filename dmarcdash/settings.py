@@ -159,6 +159,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Large uploads spool to disk inside the data directory, never elsewhere.
+FILE_UPLOAD_TEMP_DIR = DATA_DIR / "uploads"
+FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+
 # Raw inputs are kept for replay in a content-addressed store (see reports.rawstore).
 RAW_STORE_DIR = Path(envstr("DMARCDASH_RAW_DIR", str(DATA_DIR / "raw"))).resolve()
 
@@ -188,6 +192,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+CELERY_TASK_TIME_LIMIT = 30 * 60
+CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+CELERY_BEAT_SCHEDULE = {
+    # Each run enqueues the mailboxes that are due; expiring runs are dropped, not piled up.
+    "poll-due-mailboxes": {"task": "reports.tasks.poll_due_mailboxes", "schedule": 60.0, "options": {"expires": 55}},
+}
 
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

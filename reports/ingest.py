@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from . import rawstore
 from .models import Domain, Intake, Record, Report
-from .parsing import Document, Limits, Refusal, ReportError, find_documents, parse_aggregate
+from .parsing import Document, Limits, NotAggregateReport, Refusal, ReportError, find_documents, parse_aggregate
 from .parsing.aggregate import Record as ParsedRecord
 from .parsing.aggregate import Report as ParsedReport
 
@@ -90,10 +90,12 @@ def fingerprint(report: ParsedReport) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def ingest_stream(stream: BinaryIO, *, source: str, name: str, caps: Limits | None = None) -> IngestResult:
+def ingest_stream(
+    stream: BinaryIO, *, source: str, name: str, organization=None, caps: Limits | None = None
+) -> IngestResult:
     """Record ``stream`` in the ledger and store every report in it."""
     sha256, size = rawstore.save(stream)
-    intake = Intake.objects.create(source=source, name=name[:1000], sha256=sha256, size=size)
+    intake = Intake.objects.create(source=source, name=name[:1000], sha256=sha256, size=size, organization=organization)
     return process_intake(intake, caps)
 
 
@@ -102,21 +104,73 @@ def ingest_path(path: Path, *, source: str = Intake.Source.CLI, caps: Limits | N
         return ingest_stream(stream, source=source, name=str(path), caps=caps)
 
 
-def ingest_bytes(data: bytes, *, source: str, name: str, caps: Limits | None = None) -> IngestResult:
+def ingest_bytes(data: bytes, *, source: str, name: str, organization=None, caps: Limits | None = None) -> IngestResult:
     import io
 
-    return ingest_stream(io.BytesIO(data), source=source, name=name, caps=caps)
+    return ingest_stream(io.BytesIO(data), source=source, name=name, organization=organization, caps=caps)
+
+
+def ingest_message(
+    raw: bytes, *, mailbox, uidvalidity: int, uid: int, refuse: str = "", caps: Limits | None = None
+) -> IngestResult:
+    """Record one IMAP message in the ledger, once per (mailbox, UIDVALIDITY, UID), and store its reports.
+
+    A message whose row is already finished is not processed again; one whose row
+    was left unfinished by a crash is resumed. ``refuse`` records a message that was
+    not downloaded (too large) with that reason.
+    """
+    key = {"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid}
+    intake = Intake.objects.filter(**key).first()
+    if intake is not None and intake.finished:
+        return IngestResult(intake, [])
+    if intake is None:
+        sha256, size = rawstore.save_bytes(raw)
+        intake, _ = Intake.objects.get_or_create(
+            **key,
+            defaults={
+                "source": Intake.Source.IMAP,
+                "organization": mailbox.organization,
+                "name": message_subject(raw),
+                "sha256": sha256,
+                "size": size,
+            },
+        )
+    if refuse:
+        outcomes = [Outcome("refused", intake_label(intake), refuse)]
+        finish_intake(intake, outcomes)
+        return IngestResult(intake, outcomes)
+    return process_intake(intake, caps)
+
+
+def message_subject(raw: bytes) -> str:
+    from email.parser import BytesHeaderParser
+    from email.policy import default
+
+    try:
+        subject = str(BytesHeaderParser(policy=default).parsebytes(raw[:65536]).get("subject") or "")
+    except Exception:  # a header the email package cannot parse still gets a ledger row
+        subject = ""
+    return subject[:1000] or "(no subject)"
+
+
+def intake_label(intake: Intake) -> str:
+    if intake.source == Intake.Source.IMAP:
+        return f"uid {intake.uid}"
+    return Path(intake.name).name or intake.name
 
 
 def process_intake(intake: Intake, caps: Limits | None = None) -> IngestResult:
     """Parse and store the reports of a ledger row; also used to replay a refused input."""
     caps = caps or limits()
     outcomes: list[Outcome] = []
-    label = Path(intake.name).name or intake.name
+    label = intake_label(intake)
     try:
         with rawstore.open_raw(intake.sha256) as raw:
             for found in find_documents(raw, label, caps):
                 outcomes.append(store_document(found, intake, caps))
+    except NotAggregateReport as exc:
+        intake.kind = exc.kind
+        outcomes.append(Outcome("kept", label, exc.reason))
     except ReportError as exc:
         outcomes.append(Outcome("refused", label, exc.reason))
     except Exception as exc:
@@ -133,6 +187,8 @@ def finish_intake(intake: Intake, outcomes: list[Outcome]) -> None:
     intake.parts_refused = statuses.count("refused") + statuses.count("failed")
     if "failed" in statuses:
         intake.status = Intake.Status.FAILED
+    elif "kept" in statuses:
+        intake.status = Intake.Status.KEPT
     elif intake.parts_refused and (intake.reports_stored or intake.reports_duplicate):
         intake.status = Intake.Status.PARTIAL
     elif intake.parts_refused:
@@ -146,6 +202,7 @@ def finish_intake(intake: Intake, outcomes: list[Outcome]) -> None:
     intake.save(
         update_fields=[
             "status",
+            "kind",
             "error",
             "reports_stored",
             "reports_duplicate",
@@ -215,7 +272,7 @@ def _create_report(parsed: ParsedReport, key: str, intake: Intake | None) -> Rep
     policy = parsed.policy
     return Report.objects.create(
         intake=intake,
-        domain=Domain.objects.filter(name=policy.domain).first(),
+        domain=_domain_for(policy.domain, intake),
         fingerprint=key,
         format=parsed.format,
         version=parsed.version[:20],
@@ -238,6 +295,12 @@ def _create_report(parsed: ParsedReport, key: str, intake: Intake | None) -> Rep
         fo=policy.fo[:40],
         discovery_method=policy.discovery_method[:20],
     )
+
+
+def _domain_for(name: str, intake: Intake | None) -> Domain | None:
+    """The claimed domain a report belongs to, if the input came from that domain's organization."""
+    domain = Domain.objects.filter(name=name).first()
+    return domain if domain is not None and domain.accepts_reports_from(intake) else None
 
 
 def write_records(report_id: int, records: Iterable[ParsedRecord]) -> tuple[int, int, int]:

@@ -9,10 +9,36 @@ from django.db import models
 from django.db.models import Q
 
 
+class OrganizationQuerySet(models.QuerySet):
+    def for_user(self, user, roles: tuple[str, ...] | None = None):
+        """Organizations the user belongs to, optionally only those where they hold one of ``roles``."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_superuser:
+            return self
+        memberships = Membership.objects.filter(user=user)
+        if roles:
+            memberships = memberships.filter(role__in=roles)
+        return self.filter(pk__in=memberships.values("organization"))
+
+
 class Organization(models.Model):
+    class Unverified(models.TextChoices):
+        SHOW = "show", "Show them like verified reports"
+        FLAG = "flag", "Show them, flagged as unverified"
+        QUARANTINE = "quarantine", "Keep them out of charts until reviewed"
+
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    unverified_reports = models.CharField(
+        max_length=10,
+        choices=Unverified.choices,
+        default=Unverified.FLAG,
+        help_text="how reports whose email is not DKIM-verified for the reporter's domain are treated",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrganizationQuerySet.as_manager()
 
     def __str__(self) -> str:
         return self.name
@@ -23,6 +49,8 @@ class Membership(models.Model):
         OWNER = "owner", "Owner"
         ADMIN = "admin", "Admin"
         VIEWER = "viewer", "Viewer"
+
+    MANAGERS = (Role.OWNER, Role.ADMIN)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
@@ -62,8 +90,78 @@ class Domain(models.Model):
         super().save(*args, **kwargs)
 
     def claim_reports(self) -> int:
-        """Attach the reports that arrived before this domain was added."""
-        return Report.objects.filter(domain=None, policy_domain=self.name).update(domain=self)
+        """Attach the reports that arrived before this domain was added.
+
+        Only reports an operator imported or this organization received: another
+        tenant must not be able to plant reports in a domain before it is claimed.
+        """
+        mine = Q(intake__isnull=True) | Q(intake__organization__isnull=True) | Q(intake__organization=self.organization)
+        return Report.objects.filter(mine, domain=None, policy_domain=self.name).update(domain=self)
+
+    def accepts_reports_from(self, intake: "Intake | None") -> bool:
+        return intake is None or intake.organization_id in (None, self.organization_id)
+
+
+class MailboxQuerySet(models.QuerySet):
+    def for_user(self, user):
+        return self.filter(organization__in=Organization.objects.for_user(user))
+
+
+class Mailbox(models.Model):
+    """An IMAP mailbox that receives rua mail, with its polling state."""
+
+    class Security(models.TextChoices):
+        TLS = "tls", "Implicit TLS (IMAPS)"
+        STARTTLS = "starttls", "STARTTLS"
+        PLAIN = "plain", "Plain (loopback addresses only)"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="mailboxes")
+    name = models.CharField(max_length=100)
+    host = models.CharField(max_length=253)
+    port = models.PositiveIntegerField(default=993)
+    security = models.CharField(max_length=10, choices=Security.choices, default=Security.TLS)
+    username = models.CharField(max_length=320)
+    password_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="name of an environment variable holding the password (or an imap[s]:// URL with it)",
+    )
+    password_encrypted = models.TextField(blank=True, editable=False)
+    ca_file = models.CharField(
+        max_length=500, blank=True, help_text="PEM file of the CA to trust for this server instead of the system's"
+    )
+    folder = models.CharField(max_length=200, default="INBOX")
+    processed_folder = models.CharField(max_length=200, default="DMARC-Processed")
+    invalid_folder = models.CharField(max_length=200, default="DMARC-Invalid")
+    poll_interval = models.PositiveIntegerField(default=300, help_text="seconds between polls")
+    enabled = models.BooleanField(default=True)
+    use_idle = models.BooleanField(default=False, help_text="wait for new mail with IMAP IDLE between polls")
+
+    uidvalidity = models.BigIntegerField(null=True, blank=True, editable=False)
+    next_poll_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_poll_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_success_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
+    failures = models.PositiveIntegerField(default=0, editable=False, help_text="consecutive failed polls")
+    lease_token = models.CharField(max_length=32, blank=True, editable=False)
+    leased_until = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = MailboxQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="mailbox_name_per_org")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.username}@{self.host})"
+
+
+class IntakeQuerySet(models.QuerySet):
+    def for_user(self, user):
+        """Ledger rows the user may see: their organizations' inputs; operators' imports to superusers only."""
+        if user.is_authenticated and user.is_superuser:
+            return self
+        return self.filter(organization__in=Organization.objects.for_user(user))
 
 
 class Intake(models.Model):
@@ -79,16 +177,35 @@ class Intake(models.Model):
         API = "api", "HTTP API"
         IMAP = "imap", "IMAP mailbox"
 
+    class Kind(models.TextChoices):
+        AGGREGATE = "aggregate", "Aggregate report"
+        FAILURE = "failure", "Failure report (RFC 9991)"
+        TLSRPT = "tlsrpt", "SMTP TLS report (RFC 8460)"
+
     class Status(models.TextChoices):
         RECEIVED = "received", "Received"
         STORED = "stored", "Stored"
         DUPLICATE = "duplicate", "Duplicate"
         PARTIAL = "partial", "Partly refused"
         REFUSED = "refused", "Refused"
+        KEPT = "kept", "Kept (not an aggregate report)"
         FAILED = "failed", "Failed (internal error)"
 
     source = models.CharField(max_length=10, choices=Source.choices)
+    organization = models.ForeignKey(
+        Organization,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="intakes",
+        help_text="who delivered it (mailbox, upload or token); empty for operator imports",
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.AGGREGATE)
     name = models.TextField(help_text="File name, path or message subject as received")
+    mailbox = models.ForeignKey(Mailbox, null=True, blank=True, on_delete=models.SET_NULL, related_name="intakes")
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    uid = models.BigIntegerField(null=True, blank=True)
+    moved_to = models.CharField(max_length=200, blank=True, help_text="IMAP folder the message was moved to")
     sha256 = models.CharField(max_length=64, db_index=True)
     size = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED, db_index=True)
@@ -99,11 +216,65 @@ class Intake(models.Model):
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = IntakeQuerySet.as_manager()
+
     class Meta:
         ordering = ["-received_at"]
+        constraints = [
+            # A message in a mailbox is recorded once: a poll that crashed is resumed, not repeated.
+            models.UniqueConstraint(
+                fields=["mailbox", "uidvalidity", "uid"],
+                condition=Q(mailbox__isnull=False),
+                name="one_intake_per_imap_message",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_source_display()} {self.name} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status not in (self.Status.RECEIVED, self.Status.FAILED)
+
+
+class ApiToken(models.Model):
+    """A per-organization token for the HTTP intake API; only its hash is stored."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="the token's first characters, to tell tokens apart")
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}...)"
+
+    @staticmethod
+    def hash(token: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, organization: Organization, name: str) -> tuple["ApiToken", str]:
+        """Create a token and return it with its secret, which is shown once and never stored."""
+        import secrets
+
+        token = "dd_" + secrets.token_urlsafe(32)
+        return cls.objects.create(
+            organization=organization, name=name, prefix=token[:10], digest=cls.hash(token)
+        ), token
+
+    @classmethod
+    def authenticate(cls, token: str) -> "ApiToken | None":
+        from django.utils import timezone
+
+        found = cls.objects.filter(digest=cls.hash(token), revoked_at=None).select_related("organization").first()
+        if found is not None:
+            cls.objects.filter(pk=found.pk).update(last_used_at=timezone.now())
+        return found
 
 
 class ReportQuerySet(models.QuerySet):
@@ -150,6 +321,10 @@ class Report(models.Model):
     discovery_method = models.CharField(max_length=20, blank=True)
 
     repairs = models.JSONField(default=dict, blank=True, help_text="what the parser had to repair, with counts")
+    authenticity = models.CharField(
+        max_length=10, blank=True, help_text="DKIM check of the report email: verified, mismatch or unsigned"
+    )
+    authenticity_detail = models.TextField(blank=True)
     record_count = models.PositiveIntegerField(default=0)
     message_count = models.PositiveBigIntegerField(default=0)
     pass_count = models.PositiveBigIntegerField(default=0, help_text="messages passing DMARC")

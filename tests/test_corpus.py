@@ -174,9 +174,7 @@ def test_it_keeps_what_it_repaired_on_the_report(corpus):
     ("path", "reason"),
     [
         ("empty.xml", "input is empty"),
-        ("failure/dmarc_ruf_report_linkedin.eml", "message is a DMARC failure report (RFC 9991)"),
         ("failure/exim_plain_text_only_no_arf_part.eml", "message has no report attachment"),
-        ("smtp_tls/google.com_smtp_tls_report.eml", "message is an SMTP TLS report (RFC 8460)"),
         ("smtp_tls/rfc8460.json", "input is not XML, gzip, zip or an email"),
     ],
 )
@@ -195,3 +193,20 @@ def test_it_reads_the_same_report_as_xml_gz_and_zip_as_one_report(corpus):
     code, lines = ingest_json(folder / "nice-input.xml", folder / "nice-input.xml.gz", folder / "nice-input.xml.zip")
     assert [line["status"] for line in lines] == ["stored", "duplicate", "duplicate"]
     assert {(line["records"], line["messages"]) for line in lines} == {(20, 3047)}
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "reason"),
+    [
+        ("failure/dmarc_ruf_report_linkedin.eml", "failure", "message is a DMARC failure report (RFC 9991)"),
+        ("failure/[Netease DMARC Failure Report] Rent Reminder.eml", "failure", "DMARC failure report"),
+        ("smtp_tls/google.com_smtp_tls_report.eml", "tlsrpt", "message is an SMTP TLS report (RFC 8460)"),
+    ],
+)
+def test_it_keeps_failure_and_tls_reports_in_the_ledger_as_such(corpus, path, kind, reason):
+    code, (line,) = ingest_json(corpus / path)
+    assert code == 0
+    assert line["status"] == "kept"
+    intake = Intake.objects.get()
+    assert (intake.status, intake.kind) == ("kept", kind)
+    assert reason in intake.error

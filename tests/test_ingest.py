@@ -160,3 +160,19 @@ def test_it_replays_refused_inputs_from_the_command_line(settings):
     assert refused.status == "stored"
     stored.refresh_from_db()
     assert stored.status == "stored"
+
+
+def test_it_does_not_let_one_tenant_plant_reports_in_another_tenants_domain():
+    acme = Organization.objects.create(name="Acme", slug="acme")
+    globex = Organization.objects.create(name="Globex", slug="globex")
+    domain = Domain.objects.create(organization=acme, name="acme.example")
+    deliver(report_xml(domain="acme.example", report_id="own"), organization=acme)
+    deliver(report_xml(domain="acme.example", report_id="planted"), organization=globex)
+    deliver(report_xml(domain="later.example", report_id="early-planted"), organization=globex)
+    deliver(report_xml(domain="later.example", report_id="operator-import"))
+    assert Report.objects.get(report_id="own").domain == domain
+    assert Report.objects.get(report_id="planted").domain is None
+    later = Domain.objects.create(organization=acme, name="later.example")
+    assert later.claim_reports() == 1
+    assert Report.objects.get(report_id="operator-import").domain == later
+    assert Report.objects.get(report_id="early-planted").domain is None

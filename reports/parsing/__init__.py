@@ -2,13 +2,14 @@
 
 from .aggregate import Policy, Record, Report, parse_aggregate
 from .archive import Document, Refusal
-from .errors import ReportError
+from .errors import NotAggregateReport, ReportError
 from .extract import find_documents
 from .limits import Limits
 
 __all__ = [
     "Document",
     "Limits",
+    "NotAggregateReport",
     "Policy",
     "Record",
     "Refusal",

@@ -8,3 +8,11 @@ class ReportError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.salvageable = salvageable
+
+
+class NotAggregateReport(ReportError):
+    """The input is a report of another kind (failure, SMTP TLS): kept, not refused."""
+
+    def __init__(self, reason: str, kind: str):
+        super().__init__(reason)
+        self.kind = kind

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from email.message import EmailMessage
 
 from .archive import Document, Refusal, payload_documents, sniff
-from .errors import ReportError
+from .errors import NotAggregateReport, ReportError
 from .limits import Limits, human_bytes
 
 TLSRPT_TYPES = ("application/tlsrpt+gzip", "application/tlsrpt+json")
@@ -48,9 +48,9 @@ def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Docume
     kind = message_kind(message)
     subject = str(message.get("subject", ""))[:200]
     if kind == "failure":
-        raise ReportError(f"message is a DMARC failure report (RFC 9991), not an aggregate report: {subject!r}")
+        raise NotAggregateReport(f"message is a DMARC failure report (RFC 9991): {subject!r}", kind)
     if kind == "tlsrpt":
-        raise ReportError(f"message is an SMTP TLS report (RFC 8460), not a DMARC aggregate report: {subject!r}")
+        raise NotAggregateReport(f"message is an SMTP TLS report (RFC 8460): {subject!r}", kind)
     found = 0
     for index, part in enumerate(message.walk()):
         if index >= limits.max_mime_parts:

@@ -5,7 +5,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from reports.parsing import Limits, Refusal, ReportError
+from reports.parsing import Limits, NotAggregateReport, Refusal, ReportError
 from tests.builders import gzipped, report_email, report_xml, zipped
 from tests.parsing.helpers import parse_all
 
@@ -63,13 +63,13 @@ def test_it_recognises_a_failure_report():
     message.set_content("failure")
     message.add_attachment(b"Feedback-Type: auth-failure\r\n", maintype="message", subtype="feedback-report")
     message.replace_header("Content-Type", 'multipart/report; report-type="feedback-report"; boundary="b"')
-    with pytest.raises(ReportError, match="DMARC failure report \\(RFC 9991\\)"):
+    with pytest.raises(NotAggregateReport, match="DMARC failure report \\(RFC 9991\\)"):
         parse_all(message.as_bytes())
 
 
 def test_it_recognises_an_smtp_tls_report():
     data = report_email([("r.json.gz", "application/tlsrpt+gzip", gzipped(b"{}"))])
-    with pytest.raises(ReportError, match="SMTP TLS report \\(RFC 8460\\)"):
+    with pytest.raises(NotAggregateReport, match="SMTP TLS report \\(RFC 8460\\)"):
         parse_all(data)
 
 

@@ -25,7 +25,7 @@ class Command(BaseCommand):
             raise CommandError(f"no such file or directory: {', '.join(missing)}")
         inputs = list(iter_inputs(paths))
         show_progress = progress or (sys.stderr.isatty() and not as_json)
-        totals = {"stored": 0, "duplicate": 0, "refused": 0, "failed": 0}
+        totals = {"stored": 0, "duplicate": 0, "refused": 0, "failed": 0, "kept": 0}
         records = messages = 0
         started = time.monotonic()
         for number, path in enumerate(inputs, 1):
@@ -47,7 +47,8 @@ class Command(BaseCommand):
         refused = totals["refused"] + totals["failed"]
         summary = (
             f"{len(inputs)} inputs: {totals['stored']} reports stored ({records} records, {messages} messages), "
-            f"{totals['duplicate']} duplicates, {refused} refused, in {elapsed:.1f}s"
+            f"{totals['duplicate']} duplicates, {totals['kept']} other reports kept, {refused} refused, "
+            f"in {elapsed:.1f}s"
         )
         (sys.stderr if as_json else self.stdout).write(summary + "\n")
         if refused:
@@ -62,7 +63,7 @@ class Command(BaseCommand):
     def _print_line(self, path: Path, result) -> None:
         for outcome in result.outcomes:
             where = str(path) if outcome.name == path.name else f"{path} [{outcome.name}]"
-            if outcome.status in ("refused", "failed"):
+            if outcome.status in ("refused", "failed", "kept"):
                 self.stdout.write(f"{outcome.status}: {where}: {outcome.reason}")
             else:
                 self.stdout.write(

@@ -2,7 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from .models import Domain, Intake, Report
+from ..models import Domain, Intake, Report
 
 
 @login_required

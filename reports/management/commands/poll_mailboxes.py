@@ -1,0 +1,29 @@
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from reports import mailbox as mailboxes
+from reports.models import Mailbox
+
+
+class Command(BaseCommand):
+    help = "Poll every enabled mailbox once (or those due, in a loop with --loop), printing what each did."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--loop", action="store_true", help="keep polling mailboxes as they fall due")
+        parser.add_argument("--interval", type=float, default=15.0, help="seconds between checks with --loop")
+
+    def handle(self, *args, loop: bool, interval: float, **options):
+        try:
+            mailboxes.sync_env_mailbox()
+        except mailboxes.MailboxError as exc:
+            raise CommandError(str(exc)) from exc
+        if not loop:
+            for mailbox in Mailbox.objects.filter(enabled=True).order_by("pk"):
+                self.stdout.write(mailboxes.poll(mailbox).summary())
+            return
+        self.stdout.write("Polling mailboxes as they fall due; Ctrl-C stops.")
+        while True:
+            for mailbox in mailboxes.due_mailboxes().order_by("pk"):
+                self.stdout.write(mailboxes.poll(mailbox).summary())
+            time.sleep(interval)

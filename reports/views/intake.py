@@ -1,0 +1,96 @@
+"""The other ways in (web upload, HTTP API) and the ingestion status page."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from ..forms import UploadForm
+from ..ingest import ingest_stream, process_intake
+from ..models import ApiToken, Intake, Mailbox, Membership, Organization
+from ..parsing import ReportError
+from ..parsing.archive import CappedReader
+
+
+@login_required
+def upload(request):
+    cap = settings.DMARC_LIMITS["max_message_bytes"]
+    results = []
+    if request.method == "POST":
+        form = UploadForm(request.POST, request.FILES, user=request.user, max_bytes=cap)
+        if form.is_valid():
+            for upload in form.cleaned_data["files"]:
+                result = ingest_stream(
+                    upload,
+                    source=Intake.Source.UPLOAD,
+                    name=upload.name,
+                    organization=form.cleaned_data["organization"],
+                )
+                results.append((upload.name, result))
+    else:
+        form = UploadForm(user=request.user, max_bytes=cap)
+    if not form.fields["organization"].queryset.exists():
+        raise Http404("no organization where you may upload")
+    return render(request, "reports/upload.html", {"form": form, "results": results})
+
+
+@csrf_exempt
+def api_intake(request):
+    """POST a raw report or report email with ``Authorization: Bearer <token>``."""
+    if request.method != "POST":
+        return JsonResponse({"error": "POST the report bytes"}, status=405)
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    api_token = ApiToken.authenticate(token.strip()) if scheme.lower() == "bearer" and token else None
+    if api_token is None:
+        return JsonResponse({"error": "missing, unknown or revoked API token"}, status=401)
+    cap = settings.DMARC_LIMITS["max_message_bytes"]
+    if int(request.headers.get("Content-Length") or 0) > cap:
+        return JsonResponse({"error": f"body is larger than the {cap} byte cap"}, status=413)
+    name = request.GET.get("name", "")[:200] or "api upload"
+    try:
+        result = ingest_stream(
+            CappedReader(request, cap, "request body"),
+            source=Intake.Source.API,
+            name=name,
+            organization=api_token.organization,
+        )
+    except ReportError as exc:
+        return JsonResponse({"error": exc.reason}, status=413)
+    body = {
+        "intake": result.intake.pk,
+        "status": result.intake.status,
+        "reports": [outcome.as_dict() for outcome in result.outcomes],
+    }
+    return JsonResponse(body, status=422 if result.intake.status == Intake.Status.REFUSED else 201)
+
+
+@login_required
+def ingestion(request):
+    """Per mailbox: last poll and error; per status: counts; recent refusals with their reasons."""
+    intakes = Intake.objects.for_user(request.user)
+    since = timezone.now() - timedelta(days=7)
+    counts = dict(intakes.filter(received_at__gte=since).values_list("status").annotate(n=Count("pk")))
+    context = {
+        "mailboxes": Mailbox.objects.for_user(request.user).select_related("organization").order_by("name"),
+        "counts": [(label, counts.get(value, 0)) for value, label in Intake.Status.choices],
+        "problems": intakes.filter(status__in=["refused", "partial", "failed"]).select_related("mailbox")[:50],
+        "can_replay": Organization.objects.for_user(request.user, Membership.MANAGERS).exists(),
+    }
+    return render(request, "reports/ingestion.html", context)
+
+
+@login_required
+@require_POST
+def replay(request, intake_id: int):
+    intake = get_object_or_404(Intake.objects.for_user(request.user), pk=intake_id)
+    managed = Organization.objects.for_user(request.user, Membership.MANAGERS)
+    if not (request.user.is_superuser or managed.filter(pk=intake.organization_id).exists()):
+        raise Http404("no such input")
+    process_intake(intake)
+    return redirect("ingestion")
