@@ -17,6 +17,7 @@ committed and had no unique key, and imported mail twice: issues #13336, #4471.)
 import ipaddress
 import logging
 import ssl
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,7 +37,8 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 20
 TIMEOUT = 60
-LEASE = timedelta(minutes=15)
+# A poll renews its lease after every batch; a crashed poller's lease lapses this soon.
+LEASE = timedelta(minutes=5)
 BACKOFF_MAX = timedelta(hours=1)
 
 
@@ -54,6 +56,7 @@ class PollResult:
     moved: int = 0
     failed: int = 0
     skipped: bool = False
+    highest_uid: int = 0
     error: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -135,6 +138,11 @@ def claim(mailbox: Mailbox) -> str | None:
     return token if taken else None
 
 
+def renew(mailbox: Mailbox, token: str) -> bool:
+    """Extend our lease; False when it lapsed and another poller took the mailbox."""
+    return bool(Mailbox.objects.filter(pk=mailbox.pk, lease_token=token).update(leased_until=timezone.now() + LEASE))
+
+
 def release(mailbox: Mailbox, token: str) -> None:
     Mailbox.objects.filter(pk=mailbox.pk, lease_token=token).update(lease_token="", leased_until=None)
 
@@ -150,7 +158,7 @@ def poll(mailbox: Mailbox, limit: int | None = None) -> PollResult:
     try:
         client = connect(mailbox)
         try:
-            _drain(client, mailbox, result, limit)
+            _drain(client, mailbox, result, limit, token)
         finally:
             try:
                 client.logout()
@@ -188,7 +196,7 @@ def ensure_folder(client: imapclient.IMAPClient, folder: str) -> None:
         client.create_folder(folder)
 
 
-def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, limit: int | None) -> None:
+def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, limit: int | None, token: str) -> None:
     for folder in (mailbox.processed_folder, mailbox.invalid_folder):
         ensure_folder(client, folder)
     selected = client.select_folder(mailbox.folder)
@@ -202,6 +210,7 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
     uids = sorted(client.search("ALL"))
     if limit is not None:
         uids = uids[:limit]
+    result.highest_uid = max(uids, default=0)
     finished = {
         intake.uid: intake
         for intake in Intake.objects.filter(mailbox=mailbox, uidvalidity=uidvalidity, uid__in=uids)
@@ -213,6 +222,9 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
     pending = [uid for uid in uids if uid not in finished]
     cap = settings.DMARC_LIMITS["max_message_bytes"]
     for start in range(0, len(pending), FETCH_BATCH):
+        if not renew(mailbox, token):
+            result.error = "lease lost to another poller; stopped"
+            return
         batch = pending[start : start + FETCH_BATCH]
         sizes = client.fetch(batch, ["RFC822.SIZE"])
         wanted = [uid for uid in batch if uid in sizes and sizes[uid].get(b"RFC822.SIZE", 0) <= cap]
@@ -313,3 +325,36 @@ def sync_env_mailbox() -> Mailbox | None:
 
     url = os.environ.get("IMAP_URL")
     return mailbox_from_url(url) if url else None
+
+
+def watch(mailbox: Mailbox, stop=None, idle_seconds: int = 300) -> None:
+    """Near-real-time intake: poll, then wait in IMAP IDLE until the server reports new mail.
+
+    ``stop`` is an optional threading.Event. Servers drop IDLE after 30 minutes, so
+    the wait is renewed every ``idle_seconds``; a lost connection is retried after
+    the mailbox's poll interval.
+    """
+    while stop is None or not stop.is_set():
+        seen = poll(mailbox).highest_uid
+        try:
+            client = connect(mailbox)
+            try:
+                client.select_folder(mailbox.folder, readonly=True)
+                # Mail that arrived between the poll and now would not wake IDLE: poll again at once.
+                arrived = [uid for uid in client.search(["UID", f"{seen + 1}:*"]) if uid > seen]
+                if not arrived:
+                    client.idle()
+                    deadline = idle_seconds
+                    while deadline > 0 and (stop is None or not stop.is_set()):
+                        if any(b"EXISTS" in response for response in client.idle_check(timeout=1)):
+                            break
+                        deadline -= 1
+                    client.idle_done()
+            finally:
+                client.logout()
+        except (MailboxError, IMAPClientError, OSError) as exc:
+            log.warning("mailbox %s: IDLE failed: %s", mailbox.pk, exc)
+            if stop is not None:
+                stop.wait(mailbox.poll_interval)
+            else:
+                time.sleep(mailbox.poll_interval)

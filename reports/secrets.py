@@ -43,11 +43,11 @@ def decrypt(token: str) -> str:
 
 
 def password_from_env(name: str) -> str:
-    """The value of an environment variable, or the password inside it when it holds an imap[s]:// URL."""
+    """The value of an environment variable, or the password inside it when it holds an IMAP URL."""
     value = os.environ.get(name)
     if value is None:
         raise SecretError(f"environment variable {name} is not set")
-    if value.startswith(("imap://", "imaps://")):
+    if value.startswith(("imap://", "imaps://", "imap+plain://")):
         password = urlsplit(value).password
         if password is None:
             raise SecretError(f"the URL in {name} has no password")

@@ -47,6 +47,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     done
     redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null
 fi
+# Dovecot 2.3 (Debian 12's) serves the mailbox tests from a private config; the system one is never used.
+if ! command -v dovecot >/dev/null || ! command -v openssl >/dev/null; then
+    apt_install dovecot-imapd openssl
+fi
+
 # docker-compose (v1, from Debian) only validates docker-compose.yml in the tests; no engine runs here.
 if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ]; then
     apt_install docker-compose || echo "services: docker-compose not installed; its test will skip" >&2

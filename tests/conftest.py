@@ -24,3 +24,6 @@ def raw_store(settings, tmp_path):
     """Each test gets its own raw store, so nothing leaks between tests."""
     settings.RAW_STORE_DIR = tmp_path / "raw"
     return settings.RAW_STORE_DIR
+
+
+from tests.dovecot import dovecot, dovecot_without_move, imap_account, imap_account_without_move  # noqa: E402, F401

@@ -12,12 +12,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--loop", action="store_true", help="keep polling mailboxes as they fall due")
         parser.add_argument("--interval", type=float, default=15.0, help="seconds between checks with --loop")
+        parser.add_argument("--idle", type=int, metavar="MAILBOX_ID", help="watch one mailbox with IMAP IDLE")
 
-    def handle(self, *args, loop: bool, interval: float, **options):
+    def handle(self, *args, loop: bool, interval: float, idle: int | None, **options):
         try:
             mailboxes.sync_env_mailbox()
         except mailboxes.MailboxError as exc:
             raise CommandError(str(exc)) from exc
+        if idle is not None:
+            try:
+                mailbox = Mailbox.objects.get(pk=idle, enabled=True)
+            except Mailbox.DoesNotExist:
+                raise CommandError(f"no enabled mailbox {idle}") from None
+            self.stdout.write(f"Watching {mailbox} with IMAP IDLE; Ctrl-C stops.")
+            mailboxes.watch(mailbox)
+            return
         if not loop:
             for mailbox in Mailbox.objects.filter(enabled=True).order_by("pk"):
                 self.stdout.write(mailboxes.poll(mailbox).summary())
