@@ -24,7 +24,10 @@ $(VENV)/.test-deps: requirements.txt requirements-test.txt | $(BIN)/python
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap --url http://$(HOST):$(PORT)/
+	# Without REDIS_URL there is no Celery worker: a poll loop beside the web server does the mailbox work.
 	# --insecure only serves the static files (admin styles) that DEBUG off would not.
+	if [ -z "$$REDIS_URL" ]; then $(BIN)/python manage.py poll_mailboxes --loop & poller=$$!; \
+		trap 'kill $$poller 2>/dev/null' EXIT INT TERM; fi; \
 	$(BIN)/python manage.py runserver --noreload --insecure $(HOST):$(PORT)
 
 ## The whole suite: lint, then every test on real Postgres and Redis, then the embedded mode on SQLite.
@@ -50,6 +53,7 @@ format: $(VENV)/.test-deps
 
 bench: $(VENV)/.test-deps services
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/mailbox.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -179,6 +179,9 @@ DMARC_LIMITS = {
     "max_records": envint("DMARC_MAX_RECORDS", 2_000_000, minimum=1),
 }
 
+# Report emails are DKIM-checked against the reporter they name; off only where DNS is unreachable.
+DKIM_VERIFY = envbool("DKIM_VERIFY", "true")
+
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss"):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis:// or rediss://, got {REDIS_URL!r}")

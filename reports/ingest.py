@@ -8,10 +8,12 @@
 3. A refused document is recorded with its reason and the others go on.
 """
 
+import functools
 import hashlib
+import io
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -21,10 +23,12 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import rawstore
-from .models import Domain, Intake, Record, Report
+from .authenticity import Authenticity
+from .models import Domain, Intake, Organization, Record, Report
 from .parsing import Document, Limits, NotAggregateReport, Refusal, ReportError, find_documents, parse_aggregate
 from .parsing.aggregate import Record as ParsedRecord
 from .parsing.aggregate import Report as ParsedReport
+from .parsing.archive import peek, sniff
 
 log = logging.getLogger(__name__)
 
@@ -111,29 +115,34 @@ def ingest_bytes(data: bytes, *, source: str, name: str, organization=None, caps
 
 
 def ingest_message(
-    raw: bytes, *, mailbox, uidvalidity: int, uid: int, refuse: str = "", caps: Limits | None = None
+    raw: bytes,
+    *,
+    mailbox,
+    uidvalidity: int,
+    uid: int,
+    resume: Intake | None = None,
+    refuse: str = "",
+    caps: Limits | None = None,
 ) -> IngestResult:
     """Record one IMAP message in the ledger, once per (mailbox, UIDVALIDITY, UID), and store its reports.
 
-    A message whose row is already finished is not processed again; one whose row
-    was left unfinished by a crash is resumed. ``refuse`` records a message that was
-    not downloaded (too large) with that reason.
+    ``resume`` is the message's ledger row when a crashed poll left it unfinished
+    (the caller looks them up in one query for a whole batch); otherwise the row is
+    created, and the unique constraint refuses a second one. ``refuse`` records a
+    message that was not downloaded (too large) with that reason.
     """
-    key = {"mailbox": mailbox, "uidvalidity": uidvalidity, "uid": uid}
-    intake = Intake.objects.filter(**key).first()
-    if intake is not None and intake.finished:
-        return IngestResult(intake, [])
+    intake = resume
     if intake is None:
         sha256, size = rawstore.save_bytes(raw)
-        intake, _ = Intake.objects.get_or_create(
-            **key,
-            defaults={
-                "source": Intake.Source.IMAP,
-                "organization": mailbox.organization,
-                "name": message_subject(raw),
-                "sha256": sha256,
-                "size": size,
-            },
+        intake = Intake.objects.create(
+            mailbox=mailbox,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            source=Intake.Source.IMAP,
+            organization_id=mailbox.organization_id,
+            name=message_subject(raw),
+            sha256=sha256,
+            size=size,
         )
     if refuse:
         outcomes = [Outcome("refused", intake_label(intake), refuse)]
@@ -144,19 +153,38 @@ def ingest_message(
 
 def message_subject(raw: bytes) -> str:
     from email.parser import BytesHeaderParser
-    from email.policy import default
+    from email.policy import compat32
+
+    from .parsing.message import subject
 
     try:
-        subject = str(BytesHeaderParser(policy=default).parsebytes(raw[:65536]).get("subject") or "")
+        title = subject(BytesHeaderParser(policy=compat32).parsebytes(raw[:65536]))
     except Exception:  # a header the email package cannot parse still gets a ledger row
-        subject = ""
-    return subject[:1000] or "(no subject)"
+        title = ""
+    return title or "(no subject)"
 
 
 def intake_label(intake: Intake) -> str:
     if intake.source == Intake.Source.IMAP:
         return f"uid {intake.uid}"
     return Path(intake.name).name or intake.name
+
+
+# The DNS lookup DKIM verification uses; tests inject a resolver (there is no network there).
+dkim_dns: Callable | None = None
+
+
+def authenticator(raw: bytes) -> Callable[[str], Authenticity]:
+    """Check a report email's DKIM against a report's <email>, once per distinct address."""
+    from .authenticity import check_report_authenticity, dns_txt_lookup
+
+    @functools.cache
+    def check(report_email: str) -> Authenticity:
+        if not settings.DKIM_VERIFY:
+            return Authenticity(label="", signing_domains=(), detail="DKIM verification is switched off")
+        return check_report_authenticity(raw, report_email, dkim_dns or dns_txt_lookup)
+
+    return check
 
 
 def process_intake(intake: Intake, caps: Limits | None = None) -> IngestResult:
@@ -166,8 +194,13 @@ def process_intake(intake: Intake, caps: Limits | None = None) -> IngestResult:
     label = intake_label(intake)
     try:
         with rawstore.open_raw(intake.sha256) as raw:
+            authenticate = None
+            if sniff(peek(raw)) == "email":
+                data = raw.read(caps.max_message_bytes + 1)
+                authenticate = authenticator(data)
+                raw = io.BytesIO(data)
             for found in find_documents(raw, label, caps):
-                outcomes.append(store_document(found, intake, caps))
+                outcomes.append(store_document(found, intake, caps, authenticate))
     except NotAggregateReport as exc:
         intake.kind = exc.kind
         outcomes.append(Outcome("kept", label, exc.reason))
@@ -212,22 +245,26 @@ def finish_intake(intake: Intake, outcomes: list[Outcome]) -> None:
     )
 
 
-def store_document(found: Document | Refusal, intake: Intake | None, caps: Limits) -> Outcome:
+def store_document(
+    found: Document | Refusal, intake: Intake | None, caps: Limits, authenticate: Callable | None = None
+) -> Outcome:
     """Store one document; a strict parse failure gets one salvaging second attempt."""
     if isinstance(found, Refusal):
         return Outcome("refused", found.name, found.reason)
     try:
-        return _store(found, intake, caps, salvage=False)
+        return _store(found, intake, caps, authenticate, salvage=False)
     except ReportError as exc:
         if not exc.salvageable:
             return Outcome("refused", found.name, exc.reason)
         try:
-            return _store(found, intake, caps, salvage=True)
+            return _store(found, intake, caps, authenticate, salvage=True)
         except ReportError:
             return Outcome("refused", found.name, exc.reason)
 
 
-def _store(document: Document, intake: Intake | None, caps: Limits, salvage: bool) -> Outcome:
+def _store(
+    document: Document, intake: Intake | None, caps: Limits, authenticate: Callable | None, salvage: bool
+) -> Outcome:
     with document.open() as stream:
         parsed = parse_aggregate(stream, caps, document.notes, salvage=salvage)
         key = fingerprint(parsed)
@@ -236,7 +273,8 @@ def _store(document: Document, intake: Intake | None, caps: Limits, salvage: boo
             return _outcome("duplicate", document.name, existing)
         try:
             with transaction.atomic():
-                report = _create_report(parsed, key, intake)
+                checked = authenticate(parsed.email) if authenticate else None
+                report = _create_report(parsed, key, intake, checked)
                 totals = write_records(report.pk, parsed.records)
                 report.record_count, report.message_count, report.pass_count = totals
                 report.repairs = dict(parsed.repairs)
@@ -268,11 +306,22 @@ def _outcome(status: str, name: str, report: Report) -> Outcome:
     )
 
 
-def _create_report(parsed: ParsedReport, key: str, intake: Intake | None) -> Report:
+def _create_report(parsed: ParsedReport, key: str, intake: Intake | None, checked: Authenticity | None) -> Report:
     policy = parsed.policy
+    domain = _domain_for(policy.domain, intake)
+    label = checked.label if checked else ""
+    quarantine = (
+        checked is not None
+        and label != Report.Authenticity.VERIFIED
+        and domain is not None
+        and domain.organization.unverified_reports == Organization.Unverified.QUARANTINE
+    )
     return Report.objects.create(
         intake=intake,
-        domain=_domain_for(policy.domain, intake),
+        domain=domain,
+        authenticity=label,
+        authenticity_detail=checked.detail if checked else "",
+        quarantined=quarantine,
         fingerprint=key,
         format=parsed.format,
         version=parsed.version[:20],
@@ -299,7 +348,7 @@ def _create_report(parsed: ParsedReport, key: str, intake: Intake | None) -> Rep
 
 def _domain_for(name: str, intake: Intake | None) -> Domain | None:
     """The claimed domain a report belongs to, if the input came from that domain's organization."""
-    domain = Domain.objects.filter(name=name).first()
+    domain = Domain.objects.filter(name=name).select_related("organization").first()
     return domain if domain is not None and domain.accepts_reports_from(intake) else None
 
 

@@ -24,6 +24,7 @@ from datetime import timedelta
 
 import imapclient
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from imapclient.exceptions import IMAPClientError
@@ -211,14 +212,11 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
     if limit is not None:
         uids = uids[:limit]
     result.highest_uid = max(uids, default=0)
-    finished = {
-        intake.uid: intake
-        for intake in Intake.objects.filter(mailbox=mailbox, uidvalidity=uidvalidity, uid__in=uids)
-        if intake.finished
-    }
+    known = {i.uid: i for i in Intake.objects.filter(mailbox=mailbox, uidvalidity=uidvalidity, uid__in=uids)}
+    finished = {uid: intake for uid, intake in known.items() if intake.finished}
     # A message finished before a crash is only moved; the rest are fetched in batches.
-    for uid, intake in finished.items():
-        _move(client, uid, intake, mailbox, can_move, result)
+    if finished:
+        _move(client, list(finished.items()), mailbox, can_move, result)
     pending = [uid for uid in uids if uid not in finished]
     cap = settings.DMARC_LIMITS["max_message_bytes"]
     for start in range(0, len(pending), FETCH_BATCH):
@@ -226,29 +224,36 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
             result.error = "lease lost to another poller; stopped"
             return
         batch = pending[start : start + FETCH_BATCH]
+        done: list[tuple[int, Intake]] = []
         sizes = client.fetch(batch, ["RFC822.SIZE"])
         wanted = [uid for uid in batch if uid in sizes and sizes[uid].get(b"RFC822.SIZE", 0) <= cap]
         for uid in batch:
             if uid in sizes and uid not in wanted:
                 size = sizes[uid].get(b"RFC822.SIZE", 0)
+                refusal = f"message is {human_bytes(size)}, more than the {human_bytes(cap)} cap; not downloaded"
                 intake = ingest_message(
-                    b"",
-                    mailbox=mailbox,
-                    uidvalidity=uidvalidity,
-                    uid=uid,
-                    refuse=f"message is {human_bytes(size)}, more than the {human_bytes(cap)} cap; not downloaded",
+                    b"", mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, resume=known.get(uid), refuse=refusal
                 ).intake
                 _count(intake, result)
-                _move(client, uid, intake, mailbox, can_move, result)
+                done.append((uid, intake))
         bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
-        for uid in wanted:
-            raw = bodies.get(uid, {}).get(b"BODY[]")
-            if raw is None:
-                continue  # deleted by someone else meanwhile
-            intake = ingest_message(raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid).intake
-            _count(intake, result)
-            if intake.finished:
-                _move(client, uid, intake, mailbox, can_move, result)
+        # One commit per batch, not three per message: the messages stay in the folder until
+        # it is committed, so a crash only means the batch is processed again.
+        with transaction.atomic():
+            for uid in wanted:
+                raw = bodies.get(uid, {}).get(b"BODY[]")
+                if raw is None:
+                    continue  # deleted by someone else meanwhile
+                with transaction.atomic():
+                    intake = ingest_message(
+                        raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, resume=known.get(uid)
+                    ).intake
+                _count(intake, result)
+                if intake.finished:
+                    done.append((uid, intake))
+        # Only now, with every message of the batch committed, do the messages leave the folder.
+        if done:
+            _move(client, done, mailbox, can_move, result)
 
 
 def _count(intake: Intake, result: PollResult) -> None:
@@ -262,20 +267,25 @@ def _count(intake: Intake, result: PollResult) -> None:
         result.failed += 1
 
 
-def _move(client, uid: int, intake: Intake, mailbox: Mailbox, can_move: bool, result: PollResult) -> None:
-    """Move a finished message out of the source folder (after its work was committed)."""
-    target = mailbox.invalid_folder if intake.status == Intake.Status.REFUSED else mailbox.processed_folder
-    if can_move:
-        client.move([uid], target)
-    else:
-        client.copy([uid], target)
-        client.delete_messages([uid])
-        if client.has_capability("UIDPLUS"):
-            client.uid_expunge([uid])
+def _move(client, done: list[tuple[int, Intake]], mailbox: Mailbox, can_move: bool, result: PollResult) -> None:
+    """Move finished messages out of the source folder, one command per target folder."""
+    targets: dict[str, list[tuple[int, Intake]]] = {}
+    for uid, intake in done:
+        target = mailbox.invalid_folder if intake.status == Intake.Status.REFUSED else mailbox.processed_folder
+        targets.setdefault(target, []).append((uid, intake))
+    for target, items in targets.items():
+        uids = [uid for uid, _ in items]
+        if can_move:
+            client.move(uids, target)
         else:
-            client.expunge()
-    Intake.objects.filter(pk=intake.pk).update(moved_to=target)
-    result.moved += 1
+            client.copy(uids, target)
+            client.delete_messages(uids)
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge(uids)
+            else:
+                client.expunge()
+        Intake.objects.filter(pk__in=[intake.pk for _, intake in items]).update(moved_to=target)
+        result.moved += len(uids)
 
 
 def due_mailboxes():

@@ -321,10 +321,24 @@ class Report(models.Model):
     discovery_method = models.CharField(max_length=20, blank=True)
 
     repairs = models.JSONField(default=dict, blank=True, help_text="what the parser had to repair, with counts")
+
+    class Authenticity(models.TextChoices):
+        VERIFIED = "verified", "Verified"
+        MISMATCH = "mismatch", "Not verified"
+        UNSIGNED = "unsigned", "Unsigned"
+        TEMPERROR = "temperror", "Not checked (DNS failure)"
+        NOT_EMAIL = "", "Not an email (file, upload or API)"
+
     authenticity = models.CharField(
-        max_length=10, blank=True, help_text="DKIM check of the report email: verified, mismatch or unsigned"
+        max_length=10,
+        blank=True,
+        choices=Authenticity.choices,
+        help_text="DKIM check of the report email against the reporter's <email> domain",
     )
     authenticity_detail = models.TextField(blank=True)
+    quarantined = models.BooleanField(
+        default=False, help_text="kept out of charts: not verified, and the organization quarantines such reports"
+    )
     record_count = models.PositiveIntegerField(default=0)
     message_count = models.PositiveBigIntegerField(default=0)
     pass_count = models.PositiveBigIntegerField(default=0, help_text="messages passing DMARC")

@@ -1,8 +1,10 @@
 from pathlib import Path
 
+import dns.resolver
 import pytest
 
 from reports.parsing import Limits
+from tests.dkimkeys import FakeDns
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "parsedmarc-samples"
 
@@ -17,6 +19,21 @@ def corpus() -> Path:
 @pytest.fixture
 def limits() -> Limits:
     return Limits()
+
+
+@pytest.fixture(autouse=True)
+def dkim_dns(monkeypatch) -> FakeDns:
+    """There is no network here: DKIM keys come from this fake (empty unless a test adds keys),
+    and a real DNS query fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a real DNS query was attempted")
+
+    monkeypatch.setattr(dns.resolver, "resolve", refuse)
+    monkeypatch.setattr(dns.resolver.Resolver, "resolve", refuse)
+    fake = FakeDns()
+    monkeypatch.setattr("reports.ingest.dkim_dns", fake)
+    return fake
 
 
 @pytest.fixture(autouse=True)

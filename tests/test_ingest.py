@@ -8,7 +8,7 @@ from reports import rawstore
 from reports.ingest import ingest_bytes, process_intake
 from reports.models import Domain, Intake, Organization, Record, Report
 from reports.parsing import Limits
-from tests.builders import gzipped, record_xml, report_xml, zipped
+from tests.builders import gzipped, record_xml, report_email, report_xml, zipped
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -176,3 +176,44 @@ def test_it_does_not_let_one_tenant_plant_reports_in_another_tenants_domain():
     assert later.claim_reports() == 1
     assert Report.objects.get(report_id="operator-import").domain == later
     assert Report.objects.get(report_id="early-planted").domain is None
+
+
+def signed_report_email(key, signer: str, reporter: str = "noreply-dmarc-support@google.com", **report) -> bytes:
+    from tests.dkimkeys import sign
+
+    xml = report_xml(org_name="google.com", email=reporter, **report)
+    message = report_email([("google.com!example.com!1!2.zip", "application/zip", zipped({"r.xml": xml}))])
+    message = message.replace(b"\n", b"\r\n")
+    return sign(message, signer, key)
+
+
+@pytest.fixture(scope="module")
+def key():
+    from tests.dkimkeys import generate_key
+
+    return generate_key()
+
+
+def test_it_labels_a_report_email_signed_by_its_reporter_verified(key, dkim_dns):
+    dkim_dns.records["s1._domainkey.google.com"] = key.record
+    deliver(signed_report_email(key, "google.com"), name="google.eml")
+    report = Report.objects.get()
+    assert report.authenticity == "verified"
+    assert "verified" in report.authenticity_detail and not report.quarantined
+
+
+def test_it_labels_forged_and_unsigned_report_emails(key, dkim_dns):
+    dkim_dns.records["s1._domainkey.attacker.example"] = key.record
+    deliver(signed_report_email(key, "attacker.example", report_id="forged"), name="forged.eml")
+    deliver(report_email([("r.xml", "text/xml", report_xml(report_id="plain"))]), name="plain.eml")
+    deliver(report_xml(report_id="file"), name="file.xml")
+    labels = dict(Report.objects.values_list("report_id", "authenticity"))
+    assert labels == {"forged": "mismatch", "plain": "unsigned", "file": ""}
+    assert "attacker.example" in Report.objects.get(report_id="forged").authenticity_detail
+
+
+def test_it_quarantines_unverified_reports_when_the_organization_asks(key):
+    acme = Organization.objects.create(name="Acme", slug="acme", unverified_reports="quarantine")
+    Domain.objects.create(organization=acme, name="example.com")
+    deliver(report_email([("r.xml", "text/xml", report_xml(report_id="plain"))]), name="plain.eml")
+    assert Report.objects.get().quarantined

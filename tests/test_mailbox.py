@@ -317,8 +317,8 @@ def test_killing_the_poller_loses_nothing_and_stores_nothing_twice(imap_account,
     )
     assert crashed.returncode == 137, crashed.stderr.decode()[-2000:]
     assert len(folder_uids(imap_account, "INBOX")) == 3  # nothing moved yet
-    # Before the first move, only the first message's report (5 records) was committed.
-    assert Record.objects.count() == (5 if point == "before_move" else 0)
+    # Messages move after their whole fetch batch committed: all reports are in before the first move.
+    assert Record.objects.count() == (6 if point == "before_move" else 0)
 
     # The dead poller's lease would lapse on its own after LEASE; time is moved on rather than waited for.
     Mailbox.objects.filter(pk=mailbox.pk).update(leased_until=None)
@@ -397,3 +397,28 @@ def test_idle_picks_up_new_mail_without_waiting_for_the_next_poll(imap_account):
         stop.set()
         watcher.join(timeout=30)
     assert Report.objects.get().report_id == "google-1"
+
+
+@pytest.mark.django_db
+def test_the_mailbox_command_adds_a_mailbox_with_an_encrypted_password(imap_account, monkeypatch):
+    import io
+
+    from django.core.management import call_command
+
+    Organization.objects.create(name="Acme", slug="acme")
+    account = imap_account
+    monkeypatch.setattr("sys.stdin", io.StringIO(account.password + "\n"))
+    out = io.StringIO()
+    call_command(
+        "mailbox", "add", "acme", "rua", "--host", "127.0.0.1", "--port", str(account.dovecot.port),
+        "--security", "plain", "--username", account.username, "--password-stdin", stdout=out,
+    )  # fmt: skip
+    mailbox = Mailbox.objects.get()
+    assert mailbox.password_encrypted and account.password not in mailbox.password_encrypted
+    append_messages(account, "INBOX", [google_zip()])
+    out = io.StringIO()
+    call_command("poll_mailboxes", stdout=out)
+    assert "1 reports stored" in out.getvalue()
+    out = io.StringIO()
+    call_command("mailbox", "list", stdout=out)
+    assert f"plain://{account.username}@127.0.0.1" in out.getvalue()

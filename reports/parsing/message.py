@@ -9,7 +9,8 @@ import email
 import email.policy
 import io
 from collections.abc import Iterator
-from email.message import EmailMessage
+from email.header import decode_header, make_header
+from email.message import Message
 
 from .archive import Document, Refusal, payload_documents, sniff
 from .errors import NotAggregateReport, ReportError
@@ -18,15 +19,26 @@ from .limits import Limits, human_bytes
 TLSRPT_TYPES = ("application/tlsrpt+gzip", "application/tlsrpt+json")
 
 
-def parse_message(data: bytes, limits: Limits) -> EmailMessage:
+def parse_message(data: bytes, limits: Limits) -> Message:
     if len(data) > limits.max_message_bytes:
         raise ReportError(
             f"message is {human_bytes(len(data))}, more than the {human_bytes(limits.max_message_bytes)} cap"
         )
-    return email.message_from_bytes(data, policy=email.policy.default)
+    # compat32 parses eight times faster than the default policy, and only MIME structure
+    # and payloads are needed here; the one header shown to people is decoded by subject().
+    return email.message_from_bytes(data, policy=email.policy.compat32)
 
 
-def message_kind(message: EmailMessage) -> str:
+def subject(message: Message) -> str:
+    """The Subject header decoded (RFC 2047), cut to 200 characters; never raises."""
+    raw = message.get("subject", "")
+    try:
+        return str(make_header(decode_header(str(raw))))[:200]
+    except (ValueError, LookupError, UnicodeError):
+        return str(raw)[:200]
+
+
+def message_kind(message: Message) -> str:
     """aggregate, failure (RFC 9991 / ARF) or tlsrpt (RFC 8460), from the MIME structure."""
     content_type = message.get_content_type()
     if content_type == "multipart/report":
@@ -46,11 +58,11 @@ def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Docume
     """Yield every report document in an email, refusing the message when it holds none."""
     message = parse_message(data, limits)
     kind = message_kind(message)
-    subject = str(message.get("subject", ""))[:200]
+    title = subject(message)
     if kind == "failure":
-        raise NotAggregateReport(f"message is a DMARC failure report (RFC 9991): {subject!r}", kind)
+        raise NotAggregateReport(f"message is a DMARC failure report (RFC 9991): {title!r}", kind)
     if kind == "tlsrpt":
-        raise NotAggregateReport(f"message is an SMTP TLS report (RFC 8460): {subject!r}", kind)
+        raise NotAggregateReport(f"message is an SMTP TLS report (RFC 8460): {title!r}", kind)
     found = 0
     for index, part in enumerate(message.walk()):
         if index >= limits.max_mime_parts:
@@ -74,4 +86,4 @@ def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Docume
         except ReportError as exc:
             yield Refusal(part_name, exc.reason)
     if not found:
-        raise ReportError(f"message has no report attachment (subject {subject!r})")
+        raise ReportError(f"message has no report attachment (subject {title!r})")
