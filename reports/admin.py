@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin, messages
+from django.utils import timezone
 
 from .ingest import process_intake
-from .models import Domain, Intake, Membership, Organization, Report
+from .models import ApiToken, Domain, Intake, Mailbox, Membership, Organization, Report
+from .secrets import encrypt
 
 
 class MembershipInline(admin.TabularInline):
@@ -73,3 +76,85 @@ class ReportAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class MailboxForm(forms.ModelForm):
+    """The password is write-only: typed here, stored encrypted, never shown back."""
+
+    password = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="leave empty to keep the stored password; or use an environment variable below",
+    )
+
+    class Meta:
+        model = Mailbox
+        fields = [
+            "organization", "name", "host", "port", "security", "username", "password", "password_env", "ca_file",
+            "folder", "processed_folder", "invalid_folder", "poll_interval", "enabled", "use_idle",
+        ]  # fmt: skip
+
+    def clean(self):
+        cleaned = super().clean()
+        from .mailbox import is_loopback
+
+        if cleaned.get("security") == Mailbox.Security.PLAIN and not is_loopback(cleaned.get("host", "")):
+            raise forms.ValidationError("plain IMAP is only allowed to a loopback address; use TLS or STARTTLS")
+        has_secret = cleaned.get("password") or cleaned.get("password_env") or self.instance.password_encrypted
+        if not has_secret:
+            raise forms.ValidationError("give a password or the environment variable that holds it")
+        return cleaned
+
+    def save(self, commit=True):
+        mailbox = super().save(commit=False)
+        if self.cleaned_data.get("password"):
+            mailbox.password_encrypted = encrypt(self.cleaned_data["password"])
+        if commit:
+            mailbox.save()
+        return mailbox
+
+
+@admin.register(Mailbox)
+class MailboxAdmin(admin.ModelAdmin):
+    form = MailboxForm
+    list_display = [
+        "name",
+        "organization",
+        "host",
+        "username",
+        "enabled",
+        "last_poll_at",
+        "last_success_at",
+        "failures",
+    ]
+    list_filter = ["enabled", "organization"]
+    search_fields = ["name", "host", "username"]
+    readonly_fields = ["uidvalidity", "last_poll_at", "last_success_at", "last_error", "last_error_at", "failures"]
+    actions = ["poll_now"]
+
+    @admin.action(description="Poll the selected mailboxes now")
+    def poll_now(self, request, queryset):
+        from .mailbox import poll
+
+        for mailbox in queryset:
+            result = poll(mailbox)
+            self.message_user(request, result.summary(), messages.WARNING if result.error else messages.SUCCESS)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are created with manage.py api_token (the secret is shown once); here they are revoked."""
+
+    list_display = ["name", "organization", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["organization"]
+    readonly_fields = ["organization", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    exclude = ["digest"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        revoked = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
+        self.message_user(request, f"{revoked} tokens revoked")

@@ -92,3 +92,26 @@ def test_it_gives_superusers_a_ledger_with_a_replay_action_in_the_admin(client, 
     assert [str(m) for m in response.context["messages"]] == ["big.xml: stored"]
     intake.refresh_from_db()
     assert intake.status == "stored"
+
+
+def test_the_admin_stores_a_mailbox_password_encrypted_and_never_shows_it(client):
+    from reports.models import Mailbox
+    from reports.secrets import decrypt
+
+    admin = User.objects.create_superuser("root", password="root-password")
+    acme = Organization.objects.create(name="Acme", slug="acme")
+    client.force_login(admin)
+    form = {
+        "organization": acme.pk, "name": "rua", "host": "imap.example.com", "port": 993, "security": "tls",
+        "username": "rua@example.com", "password": "s3cret-imap", "password_env": "", "ca_file": "",
+        "folder": "INBOX", "processed_folder": "DMARC-Processed", "invalid_folder": "DMARC-Invalid",
+        "poll_interval": 300, "enabled": "on",
+    }  # fmt: skip
+    response = client.post("/admin/reports/mailbox/add/", form)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    mailbox = Mailbox.objects.get()
+    assert decrypt(mailbox.password_encrypted) == "s3cret-imap"
+    page = client.get(f"/admin/reports/mailbox/{mailbox.pk}/change/").content.decode()
+    assert "s3cret-imap" not in page and mailbox.password_encrypted not in page
+    refused = client.post("/admin/reports/mailbox/add/", {**form, "name": "plain", "security": "plain"})
+    assert "plain IMAP is only allowed to a loopback address" in refused.content.decode()
