@@ -16,7 +16,8 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def envstr(name: str, default: str = "") -> str:
-    return os.environ.get(name, default)
+    """An empty value counts as unset, as it does in an env file with ``NAME=``."""
+    return os.environ.get(name) or default
 
 
 def envbool(name: str, default: str) -> bool:
@@ -179,6 +180,13 @@ DMARC_LIMITS = {
     "max_records": envint("DMARC_MAX_RECORDS", 2_000_000, minimum=1),
 }
 
+# DNS for reverse lookups and DKIM keys: the system's resolvers unless DNS_RESOLVER
+# ("ip" or "ip:port") names one; lookups give up after DNS_TIMEOUT seconds.
+DNS_RESOLVER = envstr("DNS_RESOLVER")
+DNS_TIMEOUT = envint("DNS_TIMEOUT", 3, minimum=1)
+# Offline ASN/country database built by manage.py update_asn_db.
+ASN_DATABASE = Path(envstr("ASN_DATABASE", str(DATA_DIR / "asn.sqlite3")))
+
 # Report emails are DKIM-checked against the reporter they name; off only where DNS is unreachable.
 DKIM_VERIFY = envbool("DKIM_VERIFY", "true")
 
@@ -200,6 +208,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 CELERY_BEAT_SCHEDULE = {
     # Each run enqueues the mailboxes that are due; expiring runs are dropped, not piled up.
     "poll-due-mailboxes": {"task": "reports.tasks.poll_due_mailboxes", "schedule": 60.0, "options": {"expires": 55}},
+    # Ingest enqueues enrichment itself; this run catches whatever failed or expired.
+    "enrich-sources": {"task": "reports.tasks.enrich_sources", "schedule": 300.0, "options": {"expires": 290}},
 }
 
 if REDIS_URL:

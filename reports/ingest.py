@@ -279,6 +279,7 @@ def _store(
                 report.record_count, report.message_count, report.pass_count = totals
                 report.repairs = dict(parsed.repairs)
                 report.save(update_fields=["record_count", "message_count", "pass_count", "repairs"])
+                transaction.on_commit(schedule_enrichment)
         except IntegrityError:
             # Another worker stored the same report between our check and our insert.
             existing = stored_report(key)
@@ -286,6 +287,22 @@ def _store(
                 raise
             return _outcome("duplicate", document.name, existing)
     return _outcome("stored", document.name, report)
+
+
+def schedule_enrichment() -> None:
+    """Ask a worker to look up the new source IPs, at most once per half minute.
+
+    In the embedded mode (tasks run in-process) nothing is queued: ingest must not wait
+    for DNS, so the poll loop of ``make run`` or ``manage.py enrich`` does it instead.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    from django.core.cache import cache
+
+    from .tasks import enrich_sources
+
+    if cache.add("enrich-sources-scheduled", True, timeout=30):
+        enrich_sources.apply_async(countdown=5, expires=600)
 
 
 def stored_report(key: str) -> Report | None:

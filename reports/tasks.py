@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from . import mailbox as mailboxes
+from . import sources
 from .models import Mailbox
 
 
@@ -23,3 +24,13 @@ def poll_due_mailboxes() -> int:
     for mailbox_id in due:
         poll_mailbox.apply_async((mailbox_id,), expires=mailboxes.LEASE.total_seconds())
     return len(due)
+
+
+@shared_task(ignore_result=True, soft_time_limit=600)
+def enrich_sources() -> str:
+    """Register the IPs of new reports and look up the due ones; go on while more are due."""
+    sources.register_new_ips()
+    result = sources.enrich_due()
+    if result.remaining and result.looked_up:
+        enrich_sources.apply_async(countdown=1)
+    return result.summary()

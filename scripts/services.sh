@@ -51,6 +51,10 @@ fi
 if ! command -v dovecot >/dev/null || ! command -v openssl >/dev/null; then
     apt_install dovecot-imapd openssl
 fi
+# dnsmasq answers bulk reverse lookups in the enrichment tests and benchmark.
+if ! [ -x /usr/sbin/dnsmasq ]; then
+    apt_install dnsmasq-base
+fi
 
 # docker-compose (v1, from Debian) only validates docker-compose.yml in the tests; no engine runs here.
 if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ]; then

@@ -43,4 +43,5 @@ def raw_store(settings, tmp_path):
     return settings.RAW_STORE_DIR
 
 
+from tests.dnsserver import dns_server, dnsmasq  # noqa: E402, F401
 from tests.dovecot import dovecot, dovecot_without_move, imap_account, imap_account_without_move  # noqa: E402, F401

@@ -10,7 +10,6 @@ from tests.dovecot import Dovecot, ImapAccount, append_messages
 
 # Registers the Dovecot fixtures for this module when tests/conftest.py does not import them already (a
 # conftest import takes precedence, so the session servers are still started only once).
-pytest_plugins = ["tests.dovecot"]
 
 MESSAGE = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: hello\r\n\r\nbody line\r\n"
 

@@ -47,3 +47,13 @@ def test_it_refuses_a_bad_setting_at_start_and_names_it(tmp_path, env, message):
     result = start(tmp_path, **env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_it_treats_an_empty_variable_as_unset(tmp_path):
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; print(s.RAW_STORE_DIR, s.ASN_DATABASE)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    clean.update(DMARCDASH_DATA_DIR=str(tmp_path), DMARCDASH_RAW_DIR="", ASN_DATABASE="")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True)
+    assert result.stdout.split() == [str(tmp_path / "raw"), str(tmp_path / "asn.sqlite3")]

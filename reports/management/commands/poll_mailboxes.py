@@ -3,7 +3,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from reports import mailbox as mailboxes
-from reports.models import Mailbox
+from reports import sources
+from reports.models import Mailbox, SourceIP
 
 
 class Command(BaseCommand):
@@ -31,8 +32,12 @@ class Command(BaseCommand):
             for mailbox in Mailbox.objects.filter(enabled=True).order_by("pk"):
                 self.stdout.write(mailboxes.poll(mailbox).summary())
             return
-        self.stdout.write("Polling mailboxes as they fall due; Ctrl-C stops.")
+        self.stdout.write("Polling mailboxes as they fall due, and looking up new source IPs; Ctrl-C stops.")
         while True:
             for mailbox in mailboxes.due_mailboxes().order_by("pk"):
                 self.stdout.write(mailboxes.poll(mailbox).summary())
+            # Without a Celery worker, this loop is also where sending IPs get looked up.
+            sources.register_new_ips()
+            if SourceIP.objects.filter(sources.due()).exists():
+                self.stdout.write(sources.enrich_due(seconds=interval * 4).summary())
             time.sleep(interval)

@@ -1,0 +1,1 @@
+"""Enrichment of report data: network, country, reverse DNS and forwarding of source IPs."""
