@@ -3,7 +3,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 
 from .ingest import process_intake
-from .models import ApiToken, Domain, Intake, Mailbox, Membership, Organization, Report
+from .models import ApiToken, Domain, DomainSender, Intake, Mailbox, Membership, Organization, Report, Sender, SourceIP
 from .secrets import encrypt
 
 
@@ -158,3 +158,62 @@ class ApiTokenAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         revoked = queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
         self.message_user(request, f"{revoked} tokens revoked")
+
+
+class SenderForm(forms.ModelForm):
+    class Meta:
+        model = Sender
+        fields = [
+            "organization", "slug", "name", "category", "ptr_domains", "dkim_domains", "spf_includes", "asns",
+            "networks",
+        ]  # fmt: skip
+
+    def clean(self):
+        cleaned = super().clean()
+        import ipaddress
+
+        for network in cleaned.get("networks") or []:
+            try:
+                ipaddress.ip_network(str(network), strict=False)
+            except ValueError:
+                raise forms.ValidationError(f"{network!r} is not a network such as 203.0.113.0/24") from None
+        return cleaned
+
+
+@admin.register(Sender)
+class SenderAdmin(admin.ModelAdmin):
+    """Catalog senders (no organization) come from reports/enrich/senders.toml; organizations add their own."""
+
+    form = SenderForm
+    list_display = ["name", "slug", "category", "organization"]
+    list_filter = ["category", ("organization", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "slug"]
+
+
+@admin.register(DomainSender)
+class DomainSenderAdmin(admin.ModelAdmin):
+    list_display = ["domain", "sender", "authorised", "note", "updated_at"]
+    list_filter = ["authorised", "domain"]
+    autocomplete_fields = ["sender"]
+
+
+@admin.register(SourceIP)
+class SourceIPAdmin(admin.ModelAdmin):
+    list_display = ["ip", "ptr", "forward_confirmed", "sender", "asn", "as_name", "country", "looked_up_at"]
+    list_filter = ["rdns_status", "forward_confirmed", "country"]
+    search_fields = ["ip", "ptr", "as_name"]
+    list_select_related = ["sender"]
+    actions = ["look_up_again"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Look the selected IPs up again")
+    def look_up_again(self, request, queryset):
+        from .sources import enrich_due
+
+        queryset.update(expires_at=None)
+        self.message_user(request, enrich_due(limit=queryset.count()).summary())

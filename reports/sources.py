@@ -246,3 +246,29 @@ def organization_catalog(senders: Iterable[Sender]) -> Catalog:
         )
         for s in senders
     )
+
+
+def sender_for(row: SourceIP, organization_senders: list[Sender]) -> tuple[Sender | None, str]:
+    """The sender of an IP as one organization sees it: its own senders (networks, then names) first,
+    then the catalog match found by enrichment. Returns the sender and the evidence."""
+    import ipaddress
+
+    address = ipaddress.ip_address(row.ip)
+    for sender in organization_senders:
+        for network in sender.networks:
+            try:
+                if address in ipaddress.ip_network(network, strict=False):
+                    return sender, f"in {sender.name}'s network {network}"
+            except ValueError:
+                continue
+    own = organization_catalog(organization_senders).match(ptr=row.ptr if row.forward_confirmed else "", asn=row.asn)
+    if own is not None:
+        by_slug = {sender.slug: sender for sender in organization_senders}
+        return by_slug[own.sender.slug], own.evidence
+    return row.sender, row.sender_evidence
+
+
+def is_authorised(domain, row: SourceIP, organization_senders: list[Sender]) -> bool:
+    """Whether the domain's inventory authorises the sender of this IP."""
+    sender, _ = sender_for(row, organization_senders)
+    return sender is not None and domain.inventory.filter(sender=sender, authorised=True).exists()

@@ -146,3 +146,9 @@ def test_an_admin_replays_a_refused_input_from_the_ingestion_page(client, acme, 
     assert client.post(f"/ingestion/{intake.pk}/replay/").status_code == 302
     intake.refresh_from_db()
     assert intake.status == "stored"
+
+
+def test_the_ingestion_page_says_when_no_asn_database_is_installed(client, acme, settings, tmp_path):
+    settings.ASN_DATABASE = tmp_path / "missing.sqlite3"
+    client.force_login(member(acme, "alice", "viewer"))
+    assert "no ASN database installed" in client.get("/ingestion/").content.decode()

@@ -91,3 +91,23 @@ def test_ten_thousand_distinct_ips_enrich_after_an_ingest_that_did_not_wait(dnsm
     assert SourceIP.objects.filter(forward_confirmed=True).count() == 2000
     assert SourceIP.objects.filter(rdns_status="no-ptr").count() == 8001
     assert Report.objects.filter(sources_registered=False).count() == 0
+
+
+def test_an_organizations_own_senders_come_first_and_feed_the_inventory():
+    from reports.models import Domain, DomainSender, Organization
+
+    acme = Organization.objects.create(name="Acme", slug="acme")
+    domain = Domain.objects.create(organization=acme, name="example.com")
+    crm = Sender.objects.create(organization=acme, slug="crm", name="Our CRM", networks=["203.0.113.0/24"])
+    relay = Sender.objects.create(organization=acme, slug="relay", name="Relay", ptr_domains=["relay.example"])
+    inside = SourceIP.objects.create(ip="203.0.113.5")
+    named = SourceIP.objects.create(ip="198.51.100.1", ptr="out1.relay.example", forward_confirmed=True)
+    unconfirmed = SourceIP.objects.create(ip="198.51.100.2", ptr="out2.relay.example", forward_confirmed=False)
+    senders = list(acme.senders.all())
+    assert sources.sender_for(inside, senders) == (crm, "in Our CRM's network 203.0.113.0/24")
+    assert sources.sender_for(named, senders)[0] == relay
+    assert sources.sender_for(unconfirmed, senders) == (None, "")
+    DomainSender.objects.create(domain=domain, sender=crm, authorised=True)
+    DomainSender.objects.create(domain=domain, sender=relay, authorised=False)
+    assert sources.is_authorised(domain, inside, senders)
+    assert not sources.is_authorised(domain, named, senders)

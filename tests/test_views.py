@@ -115,3 +115,21 @@ def test_the_admin_stores_a_mailbox_password_encrypted_and_never_shows_it(client
     assert "s3cret-imap" not in page and mailbox.password_encrypted not in page
     refused = client.post("/admin/reports/mailbox/add/", {**form, "name": "plain", "security": "plain"})
     assert "plain IMAP is only allowed to a loopback address" in refused.content.decode()
+
+
+def test_the_admin_lists_senders_source_ips_and_the_inventory(client):
+    from reports.models import DomainSender, Sender, SourceIP
+
+    admin = User.objects.create_superuser("root", password="root-password")
+    acme = Organization.objects.create(name="Acme", slug="acme")
+    domain = Domain.objects.create(organization=acme, name="example.com")
+    sender = Sender.objects.create(organization=acme, slug="crm", name="Our CRM", networks=["203.0.113.0/24"])
+    DomainSender.objects.create(domain=domain, sender=sender, authorised=True)
+    SourceIP.objects.create(ip="203.0.113.5", ptr="crm.example.com")
+    client.force_login(admin)
+    for url in ("/admin/reports/sender/", "/admin/reports/domainsender/", "/admin/reports/sourceip/"):
+        assert client.get(url).status_code == 200, url
+    form = {"organization": acme.pk, "slug": "bad", "name": "Bad", "category": "", "ptr_domains": "[]",
+            "dkim_domains": "[]", "spf_includes": "[]", "asns": "[]", "networks": '["not-a-network"]'}  # fmt: skip
+    page = client.post("/admin/reports/sender/add/", form).content.decode()
+    assert "is not a network such as 203.0.113.0/24" in page

@@ -13,9 +13,10 @@ from django.views.decorators.http import require_POST
 
 from ..forms import UploadForm
 from ..ingest import ingest_stream, process_intake
-from ..models import ApiToken, Intake, Mailbox, Membership, Organization
+from ..models import ApiToken, Intake, Mailbox, Membership, Organization, SourceIP
 from ..parsing import ReportError
 from ..parsing.archive import CappedReader
+from ..sources import open_asn_database
 
 
 @login_required
@@ -81,8 +82,18 @@ def ingestion(request):
         "counts": [(label, counts.get(value, 0)) for value, label in Intake.Status.choices],
         "problems": intakes.filter(status__in=["refused", "partial", "failed"]).select_related("mailbox")[:50],
         "can_replay": Organization.objects.for_user(request.user, Membership.MANAGERS).exists(),
+        "networks": networks_status(),
+        "pending_ips": SourceIP.objects.filter(looked_up_at=None).count(),
     }
     return render(request, "reports/ingestion.html", context)
+
+
+def networks_status() -> str:
+    database = open_asn_database()
+    if database is None:
+        return "no ASN database installed: networks and countries are unknown (run manage.py update_asn_db)"
+    with database:
+        return f"ASN database with {database.ranges:,} ranges, built {database.built_at:%Y-%m-%d %H:%M} UTC"
 
 
 @login_required
