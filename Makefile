@@ -54,6 +54,8 @@ format: $(VENV)/.test-deps
 bench: $(VENV)/.test-deps services
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/mailbox.py
+	$(BIN)/python bench/enrich.py
+	$(BIN)/python bench/asn.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
