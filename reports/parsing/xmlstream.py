@@ -66,6 +66,7 @@ class RepairingReader(io.RawIOBase):
         self.salvage = salvage
         self.carry = b""
         self.pending = b""
+        self.offset = 0
         self.started = False
         self.eof = False
         self.decoder = None
@@ -122,8 +123,9 @@ class RepairingReader(io.RawIOBase):
             data = self._utf8(data, final)
         if self.salvage:
             data = self._salvage(data, final)
-        if not data:
-            self.eof = True
+        # Only the end of the input ends the stream: a chunk can decode to nothing
+        # (a multi-byte character split across reads) without being the last.
+        self.eof = final
         return data
 
     def _salvage(self, data: bytes, final: bool) -> bytes:
@@ -142,9 +144,11 @@ class RepairingReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
             size = CHUNK
-        while not self.pending and not self.eof:
-            self.pending = self._next()
-        out, self.pending = self.pending[:size], self.pending[size:]
+        while self.offset >= len(self.pending) and not self.eof:
+            self.pending, self.offset = self._next(), 0
+        # An offset instead of re-slicing the rest: lxml reads 32 KiB at a time from 256 KiB chunks.
+        out = self.pending[self.offset : self.offset + size]
+        self.offset += len(out)
         self.since_element += len(out)
         if self.since_element > self.element_cap:
             raise ReportError(f"a single element of the report is larger than the {human_bytes(self.element_cap)} cap")
