@@ -217,3 +217,18 @@ def test_it_quarantines_unverified_reports_when_the_organization_asks(key):
     Domain.objects.create(organization=acme, name="example.com")
     deliver(report_email([("r.xml", "text/xml", report_xml(report_id="plain"))]), name="plain.eml")
     assert Report.objects.get().quarantined
+
+
+def test_it_round_trips_copy_special_characters_in_every_text_column():
+    nasty = "a\tb\nc\rd\\e\\.\\N \u2028 \x01"
+    escaped = nasty.replace("&", "&amp;").replace("<", "&lt;").replace("\r", "&#13;").replace("\x01", "")
+    record = record_xml(header_from="x.example", dkim_auth=(("example.com", escaped, "pass"),))
+    deliver(report_xml([record], report_id="copy"))
+    stored = Record.objects.get()
+    assert stored.dkim_results[0]["selector"] == nasty.replace("\x01", "").strip()
+
+
+def test_it_cuts_an_overlong_unknown_value_to_its_column_instead_of_failing():
+    result = deliver(report_xml([record_xml(disposition="x" * 300)]))
+    assert result.outcomes[0].status == "stored"
+    assert Record.objects.get().disposition == "x" * 20

@@ -269,3 +269,28 @@ def test_it_accepts_large_but_legitimate_records():
     many = tuple(("example.com", f"s{i}", "pass") for i in range(500))
     _, (record,) = parse_one(report_xml([record_xml(dkim_auth=many)]))
     assert len(record.dkim_results) == 500
+
+
+def test_it_keeps_a_multibyte_character_split_across_reads():
+    import io
+
+    from reports.parsing import parse_aggregate
+
+    class Trickle(io.RawIOBase):
+        """Hands the parser one byte per read, so every multi-byte character is split."""
+
+        def __init__(self, data: bytes):
+            self.data = io.BytesIO(data)
+
+        def readable(self):
+            return True
+
+        def read(self, size=-1):
+            return self.data.read(1)
+
+    # Past the first 64 KiB the reader decodes chunk by chunk, where the split used to end the stream.
+    xml = report_xml([record_xml(reasons=(("other", "Zürich Öffentlich 中文"),))] * 300)
+    assert len(xml) > 2 * 64 * 1024
+    records = list(parse_aggregate(Trickle(xml), Limits()).records)
+    assert len(records) == 300
+    assert records[-1].reasons == [{"type": "other", "comment": "Zürich Öffentlich 中文"}]
