@@ -98,9 +98,6 @@ class Domain(models.Model):
         mine = Q(intake__isnull=True) | Q(intake__organization__isnull=True) | Q(intake__organization=self.organization)
         return Report.objects.filter(mine, domain=None, policy_domain=self.name).update(domain=self)
 
-    def accepts_reports_from(self, intake: "Intake | None") -> bool:
-        return intake is None or intake.organization_id in (None, self.organization_id)
-
 
 class MailboxQuerySet(models.QuerySet):
     def for_user(self, user):

@@ -121,20 +121,31 @@ def test_it_stores_attacker_controlled_text_exactly():
     assert Report.objects.get().org_name == nasty
 
 
-def test_it_treats_a_race_with_another_worker_as_a_duplicate(monkeypatch):
-    deliver(report_xml())
-    misses = [True]  # the first check misses the stored report, as if another worker were faster
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_delivering_the_same_report_at_once_store_it_once():
+    import threading
 
-    def stored_report(key):
-        if misses and misses.pop():
-            return None
-        return Report.objects.filter(fingerprint=key).first()
+    from django.db import connection
 
-    monkeypatch.setattr("reports.ingest.stored_report", stored_report)
-    result = deliver(report_xml(), name="again.xml")
-    assert [o.status for o in result.outcomes] == ["duplicate"]
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers; concurrent workers are a Postgres deployment")
+
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def worker():
+        barrier.wait()
+        outcomes.extend(o.status for o in deliver(report_xml([record_xml()] * 50), name="same.xml").outcomes)
+        connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["duplicate", "duplicate", "duplicate", "stored"]
     assert Report.objects.count() == 1
-    assert Record.objects.count() == 1
+    assert Record.objects.count() == 50
 
 
 def test_it_processes_every_member_of_a_large_zip_in_its_own_transaction():
