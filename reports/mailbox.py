@@ -36,7 +36,9 @@ from .secrets import SecretError, decrypt, password_from_env
 
 log = logging.getLogger(__name__)
 
-FETCH_BATCH = 20
+FETCH_BATCH = 50  # messages fetched, stored and committed together
+BATCH_BYTES = 16 * 1024 * 1024  # and at most this much mail held in memory at once
+SIZE_BATCH = 1000  # UIDs whose sizes are asked in one FETCH
 TIMEOUT = 60
 # A poll renews its lease after every batch; a crashed poller's lease lapses this soon.
 LEASE = timedelta(minutes=5)
@@ -219,17 +221,14 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
         _move(client, list(finished.items()), mailbox, can_move, result)
     pending = [uid for uid in uids if uid not in finished]
     cap = settings.DMARC_LIMITS["max_message_bytes"]
-    for start in range(0, len(pending), FETCH_BATCH):
+    for batch in _batches(client, pending):
         if not renew(mailbox, token):
             result.error = "lease lost to another poller; stopped"
             return
-        batch = pending[start : start + FETCH_BATCH]
         done: list[tuple[int, Intake]] = []
-        sizes = client.fetch(batch, ["RFC822.SIZE"])
-        wanted = [uid for uid in batch if uid in sizes and sizes[uid].get(b"RFC822.SIZE", 0) <= cap]
-        for uid in batch:
-            if uid in sizes and uid not in wanted:
-                size = sizes[uid].get(b"RFC822.SIZE", 0)
+        wanted = [uid for uid, size in batch if size <= cap]
+        for uid, size in batch:
+            if size > cap:
                 refusal = f"message is {human_bytes(size)}, more than the {human_bytes(cap)} cap; not downloaded"
                 intake = ingest_message(
                     b"", mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, resume=known.get(uid), refuse=refusal
@@ -241,7 +240,7 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
         # it is committed, so a crash only means the batch is processed again.
         with transaction.atomic():
             for uid in wanted:
-                raw = bodies.get(uid, {}).get(b"BODY[]")
+                raw = bodies.pop(uid, {}).get(b"BODY[]")
                 if raw is None:
                     continue  # deleted by someone else meanwhile
                 with transaction.atomic():
@@ -254,6 +253,28 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
         # Only now, with every message of the batch committed, do the messages leave the folder.
         if done:
             _move(client, done, mailbox, can_move, result)
+
+
+def _batches(client: imapclient.IMAPClient, uids: list[int]):
+    """Yield [(uid, size)] batches of at most FETCH_BATCH messages and BATCH_BYTES of mail, so
+    memory stays bounded however large the messages (an oversized one is never fetched)."""
+    for start in range(0, len(uids), SIZE_BATCH):
+        chunk = uids[start : start + SIZE_BATCH]
+        sizes = client.fetch(chunk, ["RFC822.SIZE"])
+        batch: list[tuple[int, int]] = []
+        total = 0
+        for uid in chunk:
+            if uid not in sizes:
+                continue  # expunged by someone else meanwhile
+            size = int(sizes[uid].get(b"RFC822.SIZE", 0))
+            fetched = size if size <= settings.DMARC_LIMITS["max_message_bytes"] else 0
+            if batch and (len(batch) >= FETCH_BATCH or total + fetched > BATCH_BYTES):
+                yield batch
+                batch, total = [], 0
+            batch.append((uid, size))
+            total += fetched
+        if batch:
+            yield batch
 
 
 def _count(intake: Intake, result: PollResult) -> None:

@@ -422,3 +422,24 @@ def test_the_mailbox_command_adds_a_mailbox_with_an_encrypted_password(imap_acco
     out = io.StringIO()
     call_command("mailbox", "list", stdout=out)
     assert f"plain://{account.username}@127.0.0.1" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_it_fetches_bodies_in_batches_bounded_by_bytes(imap_account, monkeypatch):
+    import imapclient
+
+    padded = [report_email([("r.xml", "text/xml", report_xml(report_id=f"p{i}"))], body="x" * 3000) for i in range(9)]
+    append_messages(imap_account, "INBOX", padded)
+    monkeypatch.setattr(mailboxes, "BATCH_BYTES", 10_000)
+    fetched: list[int] = []
+    real_fetch = imapclient.IMAPClient.fetch
+
+    def fetch(self, messages, data, *args, **kwargs):
+        if "BODY.PEEK[]" in data:
+            fetched.append(len(messages))
+        return real_fetch(self, messages, data, *args, **kwargs)
+
+    monkeypatch.setattr(imapclient.IMAPClient, "fetch", fetch)
+    result = mailboxes.poll(make_mailbox(imap_account))
+    assert result.stored == 9
+    assert sum(fetched) == 9 and max(fetched) <= 2  # each message is ~4.5 KB: two fit in 10,000 bytes
