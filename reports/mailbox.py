@@ -29,7 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 from imapclient.exceptions import IMAPClientError
 
-from .ingest import ingest_message
+from .ingest import ingest_message, record_messages
 from .models import Intake, Mailbox
 from .parsing.limits import human_bytes
 from .secrets import SecretError, decrypt, password_from_env
@@ -239,13 +239,14 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
         # One commit per batch, not three per message: the messages stay in the folder until
         # it is committed, so a crash only means the batch is processed again.
         with transaction.atomic():
-            for uid in wanted:
-                raw = bodies.pop(uid, {}).get(b"BODY[]")
-                if raw is None:
-                    continue  # deleted by someone else meanwhile
+            fetched = [(uid, bodies[uid][b"BODY[]"]) for uid in wanted if b"BODY[]" in bodies.get(uid, {})]
+            known.update(
+                record_messages(mailbox, uidvalidity, [(uid, raw) for uid, raw in fetched if uid not in known])
+            )
+            for uid, raw in fetched:
                 with transaction.atomic():
                     intake = ingest_message(
-                        raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, resume=known.get(uid)
+                        raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, resume=known[uid]
                     ).intake
                 _count(intake, result)
                 if intake.finished:
