@@ -131,19 +131,7 @@ def ingest_message(
     created, and the unique constraint refuses a second one. ``refuse`` records a
     message that was not downloaded (too large) with that reason.
     """
-    intake = resume
-    if intake is None:
-        sha256, size = rawstore.save_bytes(raw)
-        intake = Intake.objects.create(
-            mailbox=mailbox,
-            uidvalidity=uidvalidity,
-            uid=uid,
-            source=Intake.Source.IMAP,
-            organization_id=mailbox.organization_id,
-            name=message_subject(raw),
-            sha256=sha256,
-            size=size,
-        )
+    intake = resume or record_messages(mailbox, uidvalidity, [(uid, raw)])[uid]
     if refuse:
         outcomes = [Outcome("refused", intake_label(intake), refuse)]
         finish_intake(intake, outcomes)

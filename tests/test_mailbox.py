@@ -109,6 +109,7 @@ SEED = [google_zip, mimecast_gzip_body, plain_xml, human_reply, google_zip, host
 
 
 @pytest.mark.django_db
+@pytest.mark.embedded
 def test_it_drains_a_mailbox_of_real_world_messages(imap_account):
     append_messages(imap_account, "INBOX", [make() for make in SEED])
     mailbox = make_mailbox(imap_account)
@@ -142,6 +143,7 @@ def test_it_drains_a_mailbox_of_real_world_messages(imap_account):
 
 
 @pytest.mark.django_db
+@pytest.mark.embedded
 def test_it_falls_back_to_copy_delete_expunge_without_move(imap_account_without_move):
     account = imap_account_without_move
     append_messages(account, "INBOX", [google_zip(), human_reply()])
