@@ -541,12 +541,12 @@ class _Parser:
         kind = comment = ""
         for child in element:
             name = self._name(child.tag)
+            if len(child):
+                self._check_subtree(child)
             if name == "type":
                 kind = self._value(self._checked(child.text or "", name), "reason/type", REASON_TYPES)
             elif name == "comment":
                 comment = self._checked(child.text or "", name)
-            else:
-                self._check_subtree(child)
         if not kind and not comment:
             self.repairs["empty <reason> dropped"] += 1
             return None

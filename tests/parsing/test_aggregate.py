@@ -227,11 +227,13 @@ def test_it_refuses_billion_laughs():
     assert "DOCTYPE" in refused.value.reason or "entit" in refused.value.reason.lower()
 
 
-@pytest.mark.parametrize("where", ["record", "metadata", "between records"])
+@pytest.mark.parametrize("where", ["record", "reason", "metadata", "between records"])
 def test_it_refuses_deep_nesting(where):
     deep = "<x>" * 40 + "</x>" * 40
     if where == "record":
         xml = report_xml([record_xml().replace("<count>", deep + "<count>", 1)])
+    elif where == "reason":
+        xml = report_xml([record_xml(reasons=(("other", "c"),)).replace("<comment>c", "<comment>c" + deep, 1)])
     elif where == "metadata":
         xml = report_xml(metadata_extra=deep)
     else:
