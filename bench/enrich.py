@@ -22,7 +22,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dmarcd
 os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("DMARCDASH_DATA_DIR", tempfile.mkdtemp(prefix="dmarcdash-bench-"))
 
-from bench.mailbox import create_database, peak_rss_mb  # noqa: E402
+from bench.common import create_database, peak_rss_mb  # noqa: E402
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ CACHE = Path(os.environ.get("DMARCDASH_BENCH_CACHE", Path(tempfile.gettempdir())
 # The raw store keeps every input it is given: keep the bench's copies out of ./data.
 os.environ.setdefault("DMARCDASH_DATA_DIR", str(CACHE / "data"))
 
+from bench.common import create_database, peak_rss_mb  # noqa: E402
+
 MODES = ("parse", "store")
 # The issue's targets for parse+store on a 2-core machine with PostgreSQL on localhost.
 TARGETS = {100_000: (3.0, None), 1_000_000: (30.0, 150.0)}
@@ -56,15 +58,9 @@ def report_path(size: int) -> Path:
 
 def prepare_database() -> None:
     import django
-    import psycopg
     from django.core.management import call_command
 
-    url = os.environ["DATABASE_URL"]
-    if url.startswith("postgres"):
-        name = url.rsplit("/", 1)[1]
-        with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-            if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
-                conn.execute(f'create database "{name}"')
+    create_database(os.environ["DATABASE_URL"])
     django.setup()
     call_command("migrate", verbosity=0)
 
@@ -111,7 +107,7 @@ def measure(size: int, mode: str) -> dict:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     # CPU seconds of this process alone: the database server's share of the work is not in them.
     cpu = usage.ru_utime + usage.ru_stime - cpu_before
-    peak_mb = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    peak_mb = peak_rss_mb()
     return {"records": records, "seconds": seconds, "cpu": cpu, "peak_mb": peak_mb}
 
 
