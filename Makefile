@@ -21,12 +21,13 @@ $(VENV)/.test-deps: requirements.txt requirements-test.txt | $(BIN)/python
 	touch $@ $(VENV)/.run-deps
 
 ## The app on the embedded default: SQLite in ./data, tasks in-process, no other server.
+# Without REDIS_URL there is no Celery worker: a poll loop beside the web server polls the
+# mailboxes and looks up source IPs. --insecure only serves the static files (admin styles)
+# that DEBUG off would not.
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap --url http://$(HOST):$(PORT)/
-	# Without REDIS_URL there is no Celery worker: a poll loop beside the web server does the mailbox work.
-	# --insecure only serves the static files (admin styles) that DEBUG off would not.
-	if [ -z "$$REDIS_URL" ]; then $(BIN)/python manage.py poll_mailboxes --loop & poller=$$!; \
+	@if [ -z "$$REDIS_URL" ]; then $(BIN)/python manage.py poll_mailboxes --loop & poller=$$!; \
 		trap 'kill $$poller 2>/dev/null' EXIT INT TERM; fi; \
 	$(BIN)/python manage.py runserver --noreload --insecure $(HOST):$(PORT)
 
