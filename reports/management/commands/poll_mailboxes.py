@@ -1,3 +1,4 @@
+import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -33,8 +34,12 @@ class Command(BaseCommand):
                 self.stdout.write(mailboxes.poll(mailbox).summary())
             return
         self.stdout.write("Polling mailboxes as they fall due, and looking up new source IPs; Ctrl-C stops.")
+        # Mailboxes set to IMAP IDLE are watched by a thread each instead of polled on a timer.
+        for mailbox in Mailbox.objects.filter(enabled=True, use_idle=True):
+            self.stdout.write(f"Watching {mailbox} with IMAP IDLE.")
+            threading.Thread(target=mailboxes.watch, args=(mailbox,), daemon=True).start()
         while True:
-            for mailbox in mailboxes.due_mailboxes().order_by("pk"):
+            for mailbox in mailboxes.due_mailboxes().filter(use_idle=False).order_by("pk"):
                 self.stdout.write(mailboxes.poll(mailbox).summary())
             # Without a Celery worker, this loop is also where sending IPs get looked up.
             sources.register_new_ips()
