@@ -96,10 +96,10 @@ class MailboxForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        from .mailbox import is_loopback
+        from .mailbox import plain_refusal
 
-        if cleaned.get("security") == Mailbox.Security.PLAIN and not is_loopback(cleaned.get("host", "")):
-            raise forms.ValidationError("plain IMAP is only allowed to a loopback address; use TLS or STARTTLS")
+        if refusal := plain_refusal(cleaned.get("security", ""), cleaned.get("host", "")):
+            raise forms.ValidationError(f"{refusal}; use TLS or STARTTLS")
         has_secret = cleaned.get("password") or cleaned.get("password_env") or self.instance.password_encrypted
         if not has_secret:
             raise forms.ValidationError("give a password or the environment variable that holds it")

@@ -86,6 +86,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def plain_refusal(security: str, host: str) -> str:
+    """Why plain IMAP is refused for ``host`` (an empty string when the setting is allowed)."""
+    if security == Mailbox.Security.PLAIN and not is_loopback(host):
+        return f"plain IMAP is only allowed to a loopback address, not {host}"
+    return ""
+
+
 def password(mailbox: Mailbox) -> str:
     try:
         if mailbox.password_env:
@@ -106,8 +113,8 @@ def tls_context(mailbox: Mailbox) -> ssl.SSLContext:
 
 
 def connect(mailbox: Mailbox) -> imapclient.IMAPClient:
-    if mailbox.security == Mailbox.Security.PLAIN and not is_loopback(mailbox.host):
-        raise MailboxError(f"plain IMAP is only allowed to a loopback address, not {mailbox.host}")
+    if refusal := plain_refusal(mailbox.security, mailbox.host):
+        raise MailboxError(refusal)
     try:
         if mailbox.security == Mailbox.Security.TLS:
             client = imapclient.IMAPClient(
@@ -332,8 +339,8 @@ def mailbox_from_url(url: str, env_name: str = "IMAP_URL") -> Mailbox:
     if not parts.hostname or not parts.username:
         raise MailboxError(f"{env_name} needs a user and a host: imaps://user:password@host:993/INBOX")
     kind = security[parts.scheme]
-    if kind == Mailbox.Security.PLAIN and not is_loopback(parts.hostname):
-        raise MailboxError(f"{env_name}: plain IMAP is only allowed to a loopback address")
+    if refusal := plain_refusal(kind, parts.hostname):
+        raise MailboxError(f"{env_name}: {refusal}")
     organization, _ = Organization.objects.get_or_create(slug="default", defaults={"name": "Default"})
     mailbox, _ = Mailbox.objects.update_or_create(
         organization=organization,

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import cache
 from pathlib import Path
 
 from django.conf import settings
@@ -23,7 +22,7 @@ from django.utils import timezone
 
 from .enrich import asn as asn_db
 from .enrich import rdns
-from .enrich.senders import Catalog, SenderMatch, load_catalog
+from .enrich.senders import Catalog, SenderMatch, default_catalog, load_catalog
 from .enrich.senders import Sender as CatalogSender
 from .models import Record, Report, Sender, SourceIP
 
@@ -111,11 +110,6 @@ def open_asn_database() -> "asn_db.AsnDatabase | None":
         return None
 
 
-@cache
-def catalog() -> Catalog:
-    return Catalog(load_catalog())
-
-
 def sync_catalog() -> dict[str, Sender]:
     """Catalog senders as database rows (created or updated from the shipped file); by slug."""
     rows = {sender.slug: sender for sender in Sender.objects.filter(organization=None)}
@@ -186,7 +180,7 @@ def _look_up(rows: list[SourceIP], database, workers: int, seconds: float, resul
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         answers = list(pool.map(lookup, rows))
-    senders = catalog()
+    senders = default_catalog()
     sender_rows = sync_catalog()
     domains = record_domains([row.ip for row in rows])
     now = timezone.now()

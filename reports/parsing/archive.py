@@ -66,7 +66,19 @@ class Refusal:
     reason: str
 
 
-class CappedReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
+    """A readable stream defined by its read(); readinto() is derived from it."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class CappedReader(ChunkReader):
     """Passes bytes through and refuses once more than ``cap`` have been read."""
 
     def __init__(self, raw: BinaryIO, cap: int, what: str):
@@ -74,9 +86,6 @@ class CappedReader(io.RawIOBase):
         self.cap = cap
         self.what = what
         self.total = 0
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
@@ -87,13 +96,8 @@ class CappedReader(io.RawIOBase):
             raise ReportError(f"{self.what} exceeds the {human_bytes(self.cap)} cap")
         return data
 
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
-
-class GzipReader(io.RawIOBase):
+class GzipReader(ChunkReader):
     """Streams the content of a gzip file with a hard cap on output bytes.
 
     Tolerates concatenated members and junk after the last member (Mimecast
@@ -108,9 +112,6 @@ class GzipReader(io.RawIOBase):
         self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.pending = b""
         self.done = False
-
-    def readable(self) -> bool:
-        return True
 
     def _fill(self, want: int) -> bytes:
         while not self.done:
@@ -154,11 +155,6 @@ class GzipReader(io.RawIOBase):
         if self.total > self.cap:
             raise ReportError(f"gzip output exceeds the {human_bytes(self.cap)} cap")
         return out
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
 
 def peek(stream: BinaryIO, size: int = 512) -> bytes:

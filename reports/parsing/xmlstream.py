@@ -8,11 +8,11 @@ for the common case of a clean ASCII document.
 """
 
 import codecs
-import io
 import re
 from collections import Counter
 from typing import BinaryIO
 
+from .archive import ChunkReader
 from .errors import ReportError
 from .limits import human_bytes
 
@@ -51,7 +51,7 @@ def _cp1252_fallback(error: UnicodeDecodeError) -> tuple[str, int]:
 codecs.register_error("dmarcdash-cp1252", _cp1252_fallback)
 
 
-class RepairingReader(io.RawIOBase):
+class RepairingReader(ChunkReader):
     """Feeds the parser; with ``salvage`` it also escapes stray ``<`` and ``&`` in text.
 
     Salvage is a second attempt after a strict parse failed, because scanning
@@ -70,9 +70,6 @@ class RepairingReader(io.RawIOBase):
         self.started = False
         self.eof = False
         self.decoder = None
-
-    def readable(self) -> bool:
-        return True
 
     def _head(self) -> bytes:
         parts = []
@@ -153,8 +150,3 @@ class RepairingReader(io.RawIOBase):
         if self.since_element > self.element_cap:
             raise ReportError(f"a single element of the report is larger than the {human_bytes(self.element_cap)} cap")
         return out
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)

@@ -3,7 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.mailbox import is_loopback
+from reports.mailbox import plain_refusal
 from reports.models import Mailbox, Organization
 from reports.secrets import encrypt
 
@@ -53,8 +53,8 @@ class Command(BaseCommand):
         except Organization.DoesNotExist:
             raise CommandError(f"no organization with slug {options['organization']!r}") from None
         security = options["security"]
-        if security == Mailbox.Security.PLAIN and not is_loopback(options["host"]):
-            raise CommandError("plain IMAP is only allowed to a loopback address; use tls or starttls")
+        if refusal := plain_refusal(security, options["host"]):
+            raise CommandError(f"{refusal}; use tls or starttls")
         password = ""
         if options["password_stdin"]:
             password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
