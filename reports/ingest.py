@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import rawstore
+from . import rawstore, rollups
 from .authenticity import Authenticity
 from .models import Domain, Intake, Organization, Record, Report
 from .parsing import Document, Limits, NotAggregateReport, Refusal, ReportError, find_documents, parse_aggregate
@@ -287,6 +287,7 @@ def _store(
                 checked = authenticate(parsed.email) if authenticate else None
                 totals = write_records(report.pk, parsed.records)
                 _finish_report(report, totals, parsed.repairs, checked, treatment)
+                rollups.add_report(report)
                 transaction.on_commit(schedule_enrichment)
         except IntegrityError:
             existing = stored_report(key)

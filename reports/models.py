@@ -5,7 +5,7 @@ Times are stored in UTC. Every count of mail is a count of messages (the sum of
 """
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 
 
@@ -95,8 +95,16 @@ class Domain(models.Model):
         Only reports an operator imported or this organization received: another
         tenant must not be able to plant reports in a domain before it is claimed.
         """
+        from . import rollups  # rollups reads these models
+
         mine = Q(intake__isnull=True) | Q(intake__organization__isnull=True) | Q(intake__organization=self.organization)
-        return Report.objects.filter(mine, domain=None, policy_domain=self.name).update(domain=self)
+        with transaction.atomic():
+            claimed = list(Report.objects.select_for_update(of=("self",)).filter(mine, domain=None, policy_domain=self.name))
+            Report.objects.filter(pk__in=[report.pk for report in claimed]).update(domain=self)
+            for report in claimed:
+                report.domain = self
+                rollups.add_report(report)
+        return len(claimed)
 
 
 class MailboxQuerySet(models.QuerySet):
@@ -462,3 +470,81 @@ class DomainSender(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender} {'authorised' if self.authorised else 'not authorised'} for {self.domain}"
+
+
+# Rollups: what the dashboard reads instead of records. reports/rollups.py keeps them.
+TOTAL_DIMENSIONS = ("header_from", "reporter", "authenticity", "disposition", "dkim", "spf", "reason")
+SOURCE_DIMENSIONS = ("source_ip", "header_from", "authenticity", "disposition", "dkim", "spf")
+
+
+class DailyTotal(models.Model):
+    """Messages per domain and UTC day, for every filter of the time charts except the sender."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    header_from = models.CharField(max_length=253)
+    reporter = models.CharField(max_length=200)
+    authenticity = models.CharField(max_length=10)
+    disposition = models.CharField(max_length=20)
+    dkim = models.CharField(max_length=20)
+    spf = models.CharField(max_length=20)
+    reason = models.CharField(max_length=40, help_text="the first override reason's type, if any")
+    messages = models.PositiveBigIntegerField()
+    records = models.PositiveBigIntegerField()
+
+    DIMENSIONS = TOTAL_DIMENSIONS
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "day", *TOTAL_DIMENSIONS], name="one_daily_total_per_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.reporter}: {self.messages} messages"
+
+
+class DailySource(models.Model):
+    """Messages per domain, UTC day and source IP: the source, sender and failing-source views."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    source_ip = models.GenericIPAddressField()
+    header_from = models.CharField(max_length=253)
+    authenticity = models.CharField(max_length=10)
+    disposition = models.CharField(max_length=20)
+    dkim = models.CharField(max_length=20)
+    spf = models.CharField(max_length=20)
+    messages = models.PositiveBigIntegerField()
+    records = models.PositiveBigIntegerField()
+
+    DIMENSIONS = SOURCE_DIMENSIONS
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "day", *SOURCE_DIMENSIONS], name="one_daily_source_per_key")
+        ]
+        indexes = [models.Index(fields=["domain", "source_ip", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.source_ip}: {self.messages} messages"
+
+
+class DailyDkim(models.Model):
+    """Messages per domain, UTC day and DKIM signature (signing domain, selector, result)."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    signing_domain = models.CharField(max_length=253)
+    selector = models.CharField(max_length=253)
+    result = models.CharField(max_length=20)
+    messages = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain", "day", "signing_domain", "selector", "result"], name="one_daily_dkim_per_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} d={self.signing_domain} s={self.selector} {self.result}: {self.messages} messages"
