@@ -56,6 +56,12 @@ if ! [ -x /usr/sbin/dnsmasq ]; then
     apt_install dnsmasq-base
 fi
 
+# Debian's Chromium is the browser the Playwright tests drive (through executable_path), so
+# nothing downloads a browser build of its own.
+if ! [ -x /usr/bin/chromium ]; then
+    apt_install chromium
+fi
+
 # docker-compose (v1, from Debian) only validates docker-compose.yml in the tests; no engine runs here.
 if ! command -v docker-compose >/dev/null && [ "$(id -u)" = 0 ]; then
     apt_install docker-compose || echo "services: docker-compose not installed; its test will skip" >&2
