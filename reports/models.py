@@ -99,7 +99,8 @@ class Domain(models.Model):
 
         mine = Q(intake__isnull=True) | Q(intake__organization__isnull=True) | Q(intake__organization=self.organization)
         with transaction.atomic():
-            claimed = list(Report.objects.select_for_update(of=("self",)).filter(mine, domain=None, policy_domain=self.name))
+            unclaimed = Report.objects.select_for_update(of=("self",)).filter(mine, domain=None)
+            claimed = list(unclaimed.filter(policy_domain=self.name))
             Report.objects.filter(pk__in=[report.pk for report in claimed]).update(domain=self)
             for report in claimed:
                 report.domain = self
@@ -548,3 +549,15 @@ class DailyDkim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} d={self.signing_domain} s={self.selector} {self.result}: {self.messages} messages"
+
+
+class Profile(models.Model):
+    """A user's own settings."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    time_zone = models.CharField(
+        max_length=64, blank=True, help_text="dates are shown in this time zone; empty for the site's (UTC)"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.time_zone or 'site time zone'})"

@@ -47,12 +47,12 @@ def test_it_lists_only_the_reports_of_the_users_domains(client, alice, bob):
     deliver(domain="globex.example", report_id="globex-report")
     deliver(domain="nobody.example", report_id="unclaimed-report")
     client.force_login(alice)
-    page = client.get("/").content.decode()
+    page = client.get("/reports/").content.decode()
     assert "acme-report" in page
     assert "globex-report" not in page
     assert "unclaimed-report" not in page
     client.force_login(bob)
-    page = client.get("/").content.decode()
+    page = client.get("/reports/").content.decode()
     assert "globex-report" in page and "acme-report" not in page
 
 
@@ -61,7 +61,7 @@ def test_it_shows_unclaimed_reports_and_refused_inputs_to_superusers(client):
     deliver(domain="nobody.example", report_id="unclaimed-report")
     ingest_bytes(b"not a report", source=Intake.Source.CLI, name="junk.bin")
     client.force_login(admin)
-    page = client.get("/").content.decode()
+    page = client.get("/reports/").content.decode()
     assert "unclaimed-report" in page
     assert "input is not XML, gzip, zip or an email" in page
 
@@ -70,7 +70,7 @@ def test_it_renders_report_text_inert(client, alice):
     escaped = XSS.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     deliver(domain="example.com", org_name=escaped, report_id=escaped, records=[record_xml(header_from=escaped)])
     client.force_login(alice)
-    page = client.get("/").content.decode()
+    page = client.get("/reports/").content.decode()
     assert "<script>alert(1)" not in page
     assert "<img src=x" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page

@@ -1,19 +1,55 @@
+"""The list of reports and one report's page, with its raw XML."""
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.shortcuts import render
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
 
+from .. import rawxml
 from ..models import Domain, Intake, Report
+from ..stats import PAGE_SIZE
 
 
 @login_required
-def home(request):
-    """The list of ingested reports the user may see (the dashboard replaces it later)."""
+def report_list(request):
+    """Every ingested report the user may see, newest first; superusers also see the unclaimed."""
     reports = Report.objects.for_user(request.user).select_related("domain")
     context = {
         "domains": Domain.objects.for_user(request.user).order_by("name"),
-        "page": Paginator(reports, 50).get_page(request.GET.get("page")),
+        "page": Paginator(reports, PAGE_SIZE).get_page(request.GET.get("page")),
     }
     if request.user.is_superuser:
-        context["unclaimed"] = Paginator(Report.objects.unclaimed(), 50).get_page(request.GET.get("unclaimed_page"))
+        context["unclaimed"] = Paginator(Report.objects.unclaimed(), PAGE_SIZE).get_page(
+            request.GET.get("unclaimed_page")
+        )
         context["refused"] = Intake.objects.filter(status__in=["refused", "partial", "failed"])[:20]
-    return render(request, "reports/home.html", context)
+    return render(request, "reports/report_list.html", context)
+
+
+def visible_report(request, report_id: int) -> Report:
+    # Unclaimed reports belong to no organization: only an operator (superuser) may open them.
+    reports = Report.objects.all() if request.user.is_superuser else Report.objects.for_user(request.user)
+    return get_object_or_404(reports.select_related("domain", "intake"), pk=report_id)
+
+
+@login_required
+def report_detail(request, report_id: int):
+    report = visible_report(request, report_id)
+    records = report.records.order_by("-count", "id")
+    return render(
+        request,
+        "reports/report.html",
+        {"report": report, "page": Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))},
+    )
+
+
+@login_required
+def report_raw(request, report_id: int):
+    """The report's XML as the reporter sent it, as a download (never rendered by the browser)."""
+    report = visible_report(request, report_id)
+    chunks = rawxml.report_xml(report)
+    if chunks is None:
+        raise Http404("the raw input of this report is no longer kept")
+    response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="report-{report.pk}.xml"'
+    return response

@@ -1,0 +1,138 @@
+"""Plotly figures built from the rows reports/stats.py returns.
+
+Each function returns the figure as a plain dict (data, layout); templates pass it
+through ``json_script`` and static/js/charts.js draws it, so no report text is ever
+put in a script or an attribute unescaped. Chart text (IPs, names) is data, not HTML:
+plotly renders it as SVG text.
+"""
+
+import plotly.graph_objects as go
+
+PASSING = "#2e8540"
+DKIM_ONLY = "#6fb26f"
+SPF_ONLY = "#b7d98b"
+FAIL = "#c0392b"
+QUARANTINE = "#e67e22"
+REJECT = "#8e1b10"
+NEUTRAL = "#7f8c8d"
+RESULTS = (
+    ("both", "DKIM and SPF aligned", PASSING),
+    ("dkim_only", "DKIM aligned only", DKIM_ONLY),
+    ("spf_only", "SPF aligned only", SPF_ONLY),
+    ("failing", "Fails DMARC", FAIL),
+)
+DISPOSITION_COLOURS = {"none": PASSING, "quarantine": QUARANTINE, "reject": REJECT}
+
+
+def _layout(title: str, **extra) -> dict:
+    layout = {
+        "title": {"text": title, "font": {"size": 15}},
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+        "height": 320,
+        "hovermode": "x unified",
+        "legend": {"orientation": "h", "y": -0.18},
+        "font": {"family": "system-ui, sans-serif", "size": 12},
+        "paper_bgcolor": "#ffffff",
+        "plot_bgcolor": "#ffffff",
+    }
+    layout.update(extra)
+    return layout
+
+
+def _figure(data: list, layout: dict) -> dict:
+    # go.Figure validates every property name and value: a typo fails here, in the tests.
+    return go.Figure(data=data, layout=layout).to_plotly_json()
+
+
+def messages_per_day(rows: list[dict]) -> dict:
+    days = [row["date"].isoformat() for row in rows]
+    data = [
+        go.Bar(
+            x=days,
+            y=[row.get(key) or 0 for row in rows],
+            name=label,
+            marker_color=colour,
+            hovertemplate="%{y:,} messages",
+        )
+        for key, label, colour in RESULTS
+    ]
+    layout = _layout(
+        "Messages per day by DMARC result",
+        barmode="stack",
+        yaxis={"title": {"text": "messages"}, "rangemode": "tozero", "tickformat": ",d"},
+        xaxis={"title": {"text": "day (UTC)"}, "type": "date"},
+    )
+    return _figure(data, layout)
+
+
+def pass_rate(rows: list[dict]) -> dict:
+    days = [row["date"].isoformat() for row in rows]
+    data = [
+        go.Scatter(
+            x=days,
+            y=[None if row.get(name) is None else round(100 * row[name], 2) for row in rows],
+            name=label,
+            mode="lines+markers",
+            line={"color": colour, "width": 2},
+            connectgaps=False,
+            hovertemplate="%{y:.1f}%",
+        )
+        for name, label, colour in (
+            ("passing_rate", "DMARC pass", PASSING),
+            ("dkim_aligned_rate", "DKIM aligned", "#2c7fb8"),
+            ("spf_aligned_rate", "SPF aligned", "#7b3294"),
+        )
+    ]
+    layout = _layout(
+        "Pass and alignment rate per day",
+        yaxis={"title": {"text": "% of messages"}, "range": [0, 100.5], "ticksuffix": "%"},
+        xaxis={"title": {"text": "day (UTC)"}, "type": "date"},
+    )
+    return _figure(data, layout)
+
+
+def by_key(rows: list[dict], title: str, label, *, height: int | None = None) -> dict:
+    """Horizontal bars of passing and failing messages per row (source IP, sender, reporter...)."""
+    names = [label(row) for row in rows][::-1]
+    data = [
+        go.Bar(
+            y=names,
+            x=[row.get("passing") or 0 for row in rows][::-1],
+            name="Passes DMARC",
+            orientation="h",
+            marker_color=PASSING,
+            hovertemplate="%{x:,} messages pass",
+        ),
+        go.Bar(
+            y=names,
+            x=[row.get("failing") or 0 for row in rows][::-1],
+            name="Fails DMARC",
+            orientation="h",
+            marker_color=FAIL,
+            hovertemplate="%{x:,} messages fail",
+        ),
+    ]
+    layout = _layout(
+        title,
+        barmode="stack",
+        hovermode="y unified",
+        height=height or max(260, 60 + 24 * len(rows)),
+        margin={"l": 190, "r": 20, "t": 40, "b": 40},
+        xaxis={"title": {"text": "messages"}, "tickformat": ",d"},
+        yaxis={"type": "category", "automargin": True},
+    )
+    return _figure(data, layout)
+
+
+def dispositions(rows: list[dict]) -> dict:
+    data = [
+        go.Pie(
+            labels=[row["key"] or "(not given)" for row in rows],
+            values=[row["messages"] for row in rows],
+            hole=0.5,
+            sort=False,
+            marker={"colors": [DISPOSITION_COLOURS.get(row["key"], NEUTRAL) for row in rows]},
+            hovertemplate="%{label}: %{value:,} messages (%{percent})<extra></extra>",
+        )
+    ]
+    return _figure(data, _layout("Disposition applied by receivers", hovermode="closest"))

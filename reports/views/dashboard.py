@@ -1,0 +1,196 @@
+"""The dashboard: home, a domain's tabs, and the drill-down pages of a source IP and a sender.
+
+Every view finds its domain through ``Domain.objects.for_user``: a domain of another
+organization is a 404, never a 403, so its existence is not revealed either.
+"""
+
+import ipaddress
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Q
+from django.http import Http404
+from django.shortcuts import get_object_or_404, render
+from django.utils.http import urlencode
+
+from .. import charts, stats
+from ..models import Domain, Record, Sender, SourceIP
+from ..stats import Filters, Period, PeriodError
+
+SOURCE_COLUMNS = (
+    ("ip", "Source IP"),
+    ("messages", "Messages"),
+    ("dkim_aligned", "DKIM aligned"),
+    ("spf_aligned", "SPF aligned"),
+    ("dmarc_pass", "DMARC pass"),
+    ("failing", "Failing"),
+    ("first_seen", "First seen"),
+    ("last_seen", "Last seen"),
+)
+
+
+def visible_domain(request, name: str) -> Domain:
+    return get_object_or_404(Domain.objects.for_user(request.user), name=name)
+
+
+def period_and_filters(request) -> tuple[Period, Filters, str]:
+    """The period and filters asked for; a bad period falls back to the default with a message."""
+    try:
+        period, error = Period.from_query(request.GET), ""
+    except PeriodError as exc:
+        period, error = Period.last(stats.DEFAULT_DAYS), f"{exc}; showing the last {stats.DEFAULT_DAYS} days"
+    return period, Filters.from_query(request.GET), error
+
+
+def _context(request, domain: Domain, tab: str) -> dict:
+    period, filters, error = period_and_filters(request)
+    return {
+        "domain": domain,
+        "period": period,
+        "filters": filters,
+        "period_error": error,
+        "tab": tab,
+        "presets": stats.PRESETS,
+        "query": urlencode(period.query() | filters.query()),
+        "choices": stats.filter_choices(domain, period),
+    }
+
+
+@login_required
+def home(request):
+    """One row per domain the user may see: volume, pass rate, trend, policy, failing sources."""
+    domains = list(Domain.objects.for_user(request.user).order_by("name"))
+    period = Period.last(stats.DEFAULT_DAYS)
+    return render(request, "reports/dashboard.html", {"rows": stats.domain_rows(domains, period), "period": period})
+
+
+@login_required
+def domain_overview(request, name: str):
+    domain = visible_domain(request, name)
+    context = _context(request, domain, "overview")
+    period, filters = context["period"], context["filters"]
+    days = stats.daily(domain, period, filters)
+    totals = stats.summary(domain, period, filters)
+    dispositions = stats.breakdown(domain, period, filters, "disposition")
+    context.update(
+        totals=totals,
+        reasons=stats.breakdown(domain, period, filters, "reason"),
+        dispositions=dispositions,
+        charts={
+            "per-day": charts.messages_per_day(days),
+            "pass-rate": charts.pass_rate(days),
+            "dispositions": charts.dispositions(dispositions),
+            "top-sources": charts.by_key(
+                stats.top_sources(domain, period, filters), "Top sources by messages", lambda row: row["source_ip"]
+            ),
+        }
+        if totals["messages"]
+        else {},
+    )
+    return render(request, "reports/domain_overview.html", context)
+
+
+@login_required
+def domain_sources(request, name: str):
+    domain = visible_domain(request, name)
+    context = _context(request, domain, "sources")
+    sort = request.GET.get("sort", "-messages")
+    page = stats.sources(domain, context["period"], context["filters"], sort, request.GET.get("page", 1))
+    context.update(page=page, sort=sort, columns=SOURCE_COLUMNS)
+    if page.object_list:
+        context["charts"] = {
+            "sources": charts.by_key(
+                page.object_list[:20], "Sources on this page: pass and fail", lambda row: row["source_ip"]
+            )
+        }
+    return render(request, "reports/domain_sources.html", context)
+
+
+@login_required
+def domain_senders(request, name: str):
+    domain = visible_domain(request, name)
+    context = _context(request, domain, "senders")
+    rows = stats.senders(domain, context["period"], context["filters"])
+    context["rows"] = rows
+    if rows:
+        context["charts"] = {"senders": charts.by_key(rows[:20], "Messages by named sender", _sender_label)}
+    return render(request, "reports/domain_senders.html", context)
+
+
+def _sender_label(row: dict) -> str:
+    return row["sender"].name if row["sender"] else "(not a named sender)"
+
+
+@login_required
+def domain_reporters(request, name: str):
+    domain = visible_domain(request, name)
+    context = _context(request, domain, "reporters")
+    rows = stats.breakdown(domain, context["period"], context["filters"], "reporter")
+    context["rows"] = rows
+    if rows:
+        context["charts"] = {"reporters": charts.by_key(rows[:20], "Messages by reporter", lambda row: row["key"])}
+    return render(request, "reports/domain_reporters.html", context)
+
+
+@login_required
+def domain_dkim(request, name: str):
+    domain = visible_domain(request, name)
+    context = _context(request, domain, "dkim")
+    context["rows"] = stats.dkim_signatures(domain, context["period"])
+    return render(request, "reports/domain_dkim.html", context)
+
+
+@login_required
+def source(request, name: str, ip: str):
+    """One source IP: what is known about it, its days, its reporters and every record."""
+    domain = visible_domain(request, name)
+    try:
+        ip = str(ipaddress.ip_address(ip))
+    except ValueError:
+        raise Http404("not an IP address") from None
+    context = _context(request, domain, "sources")
+    context["hide_filters"] = True
+    period = context["period"]
+    records = (
+        Record.objects.filter(report__domain=domain, report__quarantined=False, source_ip=ip)
+        .filter(report__begin__gte=period.begin_at, report__begin__lt=period.end_before)
+        .select_related("report")
+        .order_by("-report__begin", "-id")
+    )
+    info = SourceIP.objects.select_related("sender").filter(ip=ip).first()
+    if info is None and not records.exists():
+        raise Http404("this domain has no records from that IP")
+    days = stats.source_daily(domain, period, ip)
+    reporters = stats.source_reporters(domain, period, ip)
+    context.update(
+        ip=ip,
+        info=info,
+        totals=stats.total_of(days),
+        reporters=reporters,
+        page=Paginator(records, stats.PAGE_SIZE).get_page(request.GET.get("page")),
+        charts={"per-day": charts.messages_per_day(days)} if any(row["messages"] for row in days) else {},
+    )
+    return render(request, "reports/source.html", context)
+
+
+@login_required
+def sender(request, name: str, sender_id: int):
+    """A named sender: its IPs seen for this domain, and its days."""
+    domain = visible_domain(request, name)
+    visible = Sender.objects.filter(Q(organization__isnull=True) | Q(organization=domain.organization_id))
+    found = get_object_or_404(visible, pk=sender_id)
+    context = _context(request, domain, "senders")
+    period = context["period"]
+    filters = Filters(sender=found.pk)
+    context["hide_filters"] = True
+    days = stats.daily(domain, period, filters)
+    page = stats.sources(domain, period, filters, request.GET.get("sort", "-messages"), request.GET.get("page", 1))
+    context.update(
+        sender=found,
+        totals=stats.total_of(days),
+        page=page,
+        columns=SOURCE_COLUMNS,
+        sort=request.GET.get("sort", "-messages"),
+        charts={"per-day": charts.messages_per_day(days)} if any(row["messages"] for row in days) else {},
+    )
+    return render(request, "reports/sender.html", context)
