@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import urlencode
 
 from .. import charts, stats
-from ..models import Domain, Record, Sender, SourceIP
+from ..models import DailySource, Domain, Record, Sender, SourceIP
 from ..stats import Filters, Period, PeriodError
 
 SOURCE_COLUMNS = (
@@ -157,9 +157,10 @@ def source(request, name: str, ip: str):
         .select_related("report")
         .order_by("-report__begin", "-id")
     )
-    info = SourceIP.objects.select_related("sender").filter(ip=ip).first()
-    if info is None and not records.exists():
+    # SourceIP rows are shared by every tenant: show one only for an IP this domain has seen.
+    if not DailySource.objects.filter(domain=domain, source_ip=ip).exists() and not records.exists():
         raise Http404("this domain has no records from that IP")
+    info = SourceIP.objects.select_related("sender").filter(ip=ip).first()
     days = stats.source_daily(domain, period, ip)
     reporters = stats.source_reporters(domain, period, ip)
     context.update(
