@@ -250,3 +250,11 @@ def test_dates_are_shown_in_the_users_time_zone(client, alice, data):
     page = client.get(f"/reports/{report.pk}/").content.decode()
     assert report.begin.astimezone(datetime.timezone(datetime.timedelta(hours=9))).strftime("%Y-%m-%d %H:%M") in page
     assert "JST" in page
+
+
+def test_the_login_page_tells_a_first_run_where_the_password_is(client, settings):
+    settings.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    (settings.DATA_DIR / "admin-password").write_text("x\n")
+    assert "First run?" in client.get("/login/").content.decode()
+    (settings.DATA_DIR / "admin-password").unlink()
+    assert "First run?" not in client.get("/login/").content.decode()

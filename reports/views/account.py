@@ -4,7 +4,9 @@ import zoneinfo
 from functools import cache
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
@@ -33,3 +35,10 @@ def account(request):
         messages.success(request, "Saved.")
         return redirect("account")
     return render(request, "reports/account.html", {"form": form})
+
+
+def login(request):
+    """The login form; until the first account has logged in, it says where its password is."""
+    password_file = settings.DATA_DIR / "admin-password"
+    context = {"first_run": password_file.exists(), "password_file": password_file}
+    return auth_views.LoginView.as_view(extra_context=context)(request)
