@@ -1,0 +1,48 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from reports import demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Load 90 days of realistic DMARC reports for two demo domains (demo-shop.example, demo-news.example) "
+        "in an organization named Demo, through the real ingest and enrichment; safe to run again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--user", metavar="USERNAME", help="an existing user to make owner of Demo (default: the only superuser)"
+        )
+        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="where the site runs, for the last line")
+
+    def handle(self, *args, user: str | None, url: str, **options):
+        try:
+            owner = demo.pick_owner(user)
+            self.stdout.write(f"Loading {demo.DAYS} days of demo reports; this takes 10 to 30 seconds...")
+            summary = demo.load_demo(owner=owner)
+        except demo.DemoError as exc:
+            raise CommandError(str(exc)) from exc
+        s = summary
+        self.stdout.write(
+            f"Organization {s.organization.name!r} (slug {s.organization.slug}): {', '.join(s.domains)}, "
+            f"{s.first_day} to {s.last_day} (UTC)."
+        )
+        self.stdout.write(
+            f"{s.reports} reports: {s.stored} stored, {s.duplicates} duplicates (loaded before), {s.refused} refused; "
+            f"{s.records:,} records, {s.messages:,} messages in all."
+        )
+        for refusal in s.refusals[:5]:
+            self.stdout.write(f"  refused: {refusal}")
+        self.stdout.write(
+            f"{s.source_ips} source IPs looked up (demo DNS), {s.named_ips} named: {', '.join(s.senders)}."
+        )
+        if s.owner:
+            self.stdout.write(f"{s.owner} is an owner of {s.organization.name}.")
+        else:
+            self.stdout.write(
+                "No owner added (there is not exactly one superuser; superusers see every organization): "
+                "run again with --user USERNAME to add one."
+            )
+        self.stdout.write(f"Done in {s.seconds:.1f}s. Next: open {url} and log in as {s.owner or 'a superuser'}.")
+        if s.refused:
+            raise CommandError(f"{s.refused} demo reports were refused")
