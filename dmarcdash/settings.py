@@ -7,7 +7,6 @@ start with a message naming the variable instead of failing later.
 """
 
 import os
-from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -163,11 +162,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# plotly.js comes from the pinned plotly package, served as our own static file: no CDN,
-# so the Content-Security-Policy can stay 'self' and pages work without internet.
-STATICFILES_DIRS = [BASE_DIR / "static", ("plotly", Path(find_spec("plotly").origin).parent / "package_data")]
+# plotly.js is vendored under static/vendor/plotly (scripts/vendor_plotly.sh): no CDN, so
+# the Content-Security-Policy can stay 'self' and pages work without internet.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 # Scripts and styles only from this site, no inline code, nothing framed or embedded.
-# plotly.js draws with SVG and sets styles through the DOM, which this policy allows.
+# plotly.js draws with SVG and sets styles through the DOM (CSSOM), which this allows.
 CONTENT_SECURITY_POLICY = envstr(
     "CONTENT_SECURITY_POLICY",
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "

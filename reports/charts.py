@@ -27,10 +27,10 @@ DISPOSITION_COLOURS = {"none": PASSING, "quarantine": QUARANTINE, "reject": REJE
 def _layout(title: str, **extra) -> dict:
     layout = {
         "title": {"text": title, "font": {"size": 15}},
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 60},
         "height": 320,
         "hovermode": "x unified",
-        "legend": {"orientation": "h", "y": -0.18},
+        "legend": {"orientation": "h", "y": -0.12, "yanchor": "top"},
         "font": {"family": "system-ui, sans-serif", "size": 12},
         "paper_bgcolor": "#ffffff",
         "plot_bgcolor": "#ffffff",
@@ -57,10 +57,10 @@ def messages_per_day(rows: list[dict]) -> dict:
         for key, label, colour in RESULTS
     ]
     layout = _layout(
-        "Messages per day by DMARC result",
+        "Messages per UTC day by DMARC result",
         barmode="stack",
         yaxis={"title": {"text": "messages"}, "rangemode": "tozero", "tickformat": ",d"},
-        xaxis={"title": {"text": "day (UTC)"}, "type": "date"},
+        xaxis={"type": "date"},
     )
     return _figure(data, layout)
 
@@ -84,9 +84,9 @@ def pass_rate(rows: list[dict]) -> dict:
         )
     ]
     layout = _layout(
-        "Pass and alignment rate per day",
+        "Pass and alignment rate per UTC day",
         yaxis={"title": {"text": "% of messages"}, "range": [0, 100.5], "ticksuffix": "%"},
-        xaxis={"title": {"text": "day (UTC)"}, "type": "date"},
+        xaxis={"type": "date"},
     )
     return _figure(data, layout)
 
@@ -117,8 +117,9 @@ def by_key(rows: list[dict], title: str, label, *, height: int | None = None) ->
         barmode="stack",
         hovermode="y unified",
         height=height or max(260, 60 + 24 * len(rows)),
-        margin={"l": 190, "r": 20, "t": 40, "b": 40},
-        xaxis={"title": {"text": "messages"}, "tickformat": ",d"},
+        margin={"l": 190, "r": 20, "t": 50, "b": 40},
+        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
+        xaxis={"tickformat": ",d"},
         yaxis={"type": "category", "automargin": True},
     )
     return _figure(data, layout)
@@ -131,6 +132,7 @@ def dispositions(rows: list[dict]) -> dict:
             values=[row["messages"] for row in rows],
             hole=0.5,
             sort=False,
+            textposition="inside",
             marker={"colors": [DISPOSITION_COLOURS.get(row["key"], NEUTRAL) for row in rows]},
             hovertemplate="%{label}: %{value:,} messages (%{percent})<extra></extra>",
         )

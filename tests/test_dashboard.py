@@ -258,3 +258,13 @@ def test_the_login_page_tells_a_first_run_where_the_password_is(client, settings
     assert "First run?" in client.get("/login/").content.decode()
     (settings.DATA_DIR / "admin-password").unlink()
     assert "First run?" not in client.get("/login/").content.decode()
+
+
+def test_the_vendored_plotly_js_is_the_one_the_python_package_builds_figures_for():
+    from pathlib import Path
+
+    import plotly.offline
+
+    vendored = Path(__file__).resolve().parent.parent / "static" / "vendor" / "plotly"
+    assert (vendored / "VERSION").read_text().strip() == plotly.offline.get_plotlyjs_version()
+    assert f"v{plotly.offline.get_plotlyjs_version()}" in (vendored / "plotly-basic.min.js").read_text()[:300]
