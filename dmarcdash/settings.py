@@ -223,6 +223,8 @@ CELERY_BEAT_SCHEDULE = {
     "poll-due-mailboxes": {"task": "reports.tasks.poll_due_mailboxes", "schedule": 60.0, "options": {"expires": 55}},
     # Ingest enqueues enrichment itself; this run catches whatever failed or expired.
     "enrich-sources": {"task": "reports.tasks.enrich_sources", "schedule": 300.0, "options": {"expires": 290}},
+    # Ingest queues a refresh itself; this one also moves the windows on when the day turns.
+    "refresh-windows": {"task": "reports.tasks.refresh_windows", "schedule": 600.0, "options": {"expires": 590}},
 }
 
 if REDIS_URL:

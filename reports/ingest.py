@@ -289,6 +289,7 @@ def _store(
                 _finish_report(report, totals, parsed.repairs, checked, treatment)
                 rollups.add_report(report)
                 transaction.on_commit(schedule_enrichment)
+                transaction.on_commit(schedule_window_refresh)
         except IntegrityError:
             existing = stored_report(key)
             if existing is None:
@@ -311,6 +312,22 @@ def schedule_enrichment() -> None:
 
     if cache.add("enrich-sources-scheduled", True, timeout=30):
         enrich_sources.apply_async(countdown=5, expires=600)
+
+
+def schedule_window_refresh() -> None:
+    """Ask a worker to bring the dashboard's per-source windows up to date, at most once a minute.
+
+    Pages read DailySource until the windows catch up, so a late refresh costs only speed.
+    In the embedded mode the poll loop of ``make run`` refreshes them instead.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    from django.core.cache import cache
+
+    from .tasks import refresh_windows
+
+    if cache.add("refresh-windows-scheduled", True, timeout=60):
+        refresh_windows.apply_async(countdown=30, expires=900)
 
 
 def stored_report(key: str) -> Report | None:

@@ -561,3 +561,56 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.time_zone or 'site time zone'})"
+
+
+class SourceWindow(models.Model):
+    """Per source IP sums over one of the preset periods ending on ``end``, for one domain.
+
+    Summing a year of DailySource rows per request is too slow for a large domain, so a
+    task keeps these for the presets; a page uses them only while they are current
+    (see WindowState) and otherwise reads DailySource.
+    """
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="+")
+    days = models.PositiveSmallIntegerField()
+    source_ip = models.GenericIPAddressField()
+    messages = models.PositiveBigIntegerField()
+    both = models.PositiveBigIntegerField()
+    dkim_only = models.PositiveBigIntegerField()
+    spf_only = models.PositiveBigIntegerField()
+    dkim_aligned = models.PositiveBigIntegerField()
+    spf_aligned = models.PositiveBigIntegerField()
+    passing = models.PositiveBigIntegerField()
+    failing = models.PositiveBigIntegerField()
+    quarantined = models.PositiveBigIntegerField()
+    rejected = models.PositiveBigIntegerField()
+    passing_rate = models.FloatField(null=True)
+    dkim_aligned_rate = models.FloatField(null=True)
+    spf_aligned_rate = models.FloatField(null=True)
+    first_day = models.DateField()
+    last_day = models.DateField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["domain", "days", "-messages"], name="window_by_messages"),
+            models.Index(fields=["domain", "days", "source_ip"], name="window_by_ip"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_ip}: {self.messages} messages in {self.days} days"
+
+
+class WindowState(models.Model):
+    """Which period a domain's SourceWindow rows of one preset cover, and how current they are."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="+")
+    days = models.PositiveSmallIntegerField()
+    end = models.DateField()
+    generation = models.BigIntegerField(help_text="the newest charted report the rows include (its id)")
+    refreshed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["domain", "days"], name="one_window_state_per_preset")]
+
+    def __str__(self) -> str:
+        return f"{self.domain} {self.days} days to {self.end}"

@@ -17,9 +17,10 @@ from django.db import connection
 from django.db.models import Count, F, FloatField, Max, Min, Q, Sum
 from django.db.models.functions import Cast, NullIf, TruncDate
 
-from .models import DailyDkim, DailySource, DailyTotal, Domain, Record, Report, Sender, SourceIP
+from . import windows
+from .models import DailyDkim, DailySource, DailyTotal, Domain, Record, Report, Sender, SourceIP, SourceWindow
 
-PRESETS = (7, 30, 90, 365)
+PRESETS = windows.PRESETS
 DEFAULT_DAYS = 30
 MAX_DAYS = 3 * 366
 STALE_AFTER = datetime.timedelta(days=3)
@@ -235,12 +236,26 @@ SOURCE_SORTS = {
 }
 
 
+def _window(domain: Domain, period: Period, filters: Filters):
+    """The domain's current SourceWindow rows for this period, or None (then DailySource answers)."""
+    if filters or not windows.current(domain.pk, period.preset, period.end):
+        return None
+    return SourceWindow.objects.filter(domain=domain, days=period.preset)
+
+
+WINDOW_FIELDS = ("source_ip", *(name for name in windows.COLUMNS if name not in ("domain_id", "days", "source_ip")))
+
+
 def source_rows(domain: Domain, period: Period, filters: Filters, sort: str = "-messages"):
     """Every source IP of the period, one aggregated row each, sorted (``-`` for descending)."""
-    source = _rows(domain, period, filters, by_ip=True)
     key = sort.lstrip("-")
     order = SOURCE_SORTS.get(key, "messages")
     descending = sort.startswith("-") or key not in SOURCE_SORTS
+    ordering = (f"-{order}" if descending else order, "source_ip")
+    window = _window(domain, period, filters)
+    if window is not None:
+        return window.values(*WINDOW_FIELDS).order_by(*ordering)
+    source = _rows(domain, period, filters, by_ip=True)
     return (
         source.rows.values("source_ip")
         .annotate(**_sums(source.messages), first_day=Min(source.day), last_day=Max(source.day))
@@ -250,7 +265,7 @@ def source_rows(domain: Domain, period: Period, filters: Filters, sort: str = "-
             dkim_aligned_rate=_rate("dkim_aligned"),
             spf_aligned_rate=_rate("spf_aligned"),
         )
-        .order_by(f"-{order}" if descending else order, "source_ip")
+        .order_by(*ordering)
     )
 
 
@@ -275,10 +290,14 @@ def top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 1
 
 def senders(domain: Domain, period: Period, filters: Filters) -> list[dict]:
     """Source IPs grouped by their named sender (unnamed IPs in one row), busiest first."""
-    source = _rows(domain, period, filters, by_ip=True)
-    per_ip = source.rows.values("source_ip").annotate(**_sums(source.messages)).order_by()
+    window = _window(domain, period, filters)
+    if window is not None:
+        per_ip = window.values("source_ip", *_sums("x")).order_by()
+    else:
+        source = _rows(domain, period, filters, by_ip=True)
+        per_ip = source.rows.values("source_ip").annotate(**_sums(source.messages)).order_by()
     inner, params = per_ip.query.sql_with_params()
-    sums = ", ".join(f"sum(g.{name})" for name in _sums("x"))
+    sums = ", ".join(f"sum(g.{connection.ops.quote_name(name)})" for name in _sums("x"))
     sql = (
         f"SELECT s.sender_id, count(*), {sums} FROM ({inner}) g "  # noqa: S608 (our SQL; values are params)
         f"LEFT JOIN {SourceIP._meta.db_table} s ON s.ip = g.source_ip "
@@ -343,12 +362,20 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
         .order_by()
     ):
         per_day.setdefault(row["domain"], {})[row["day"]] = row
+    windowed = {pk for pk in ids if windows.current(pk, period.preset, period.end)}
     failing = dict(
         DailySource.objects.filter(**in_period)
+        .exclude(domain__in=windowed)
         .exclude(dkim="pass")
         .exclude(spf="pass")
         .values("domain")
         .annotate(ips=Count("source_ip", distinct=True))
+        .values_list("domain", "ips")
+    )
+    failing.update(
+        SourceWindow.objects.filter(domain__in=windowed, days=period.preset, failing__gt=0)
+        .values("domain")
+        .annotate(ips=Count("source_ip"))
         .values_list("domain", "ips")
     )
     # One indexed query per domain: the newest report says which policy reporters see.

@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from . import mailbox as mailboxes
-from . import sources
+from . import sources, windows
 from .models import Mailbox
 
 
@@ -34,3 +34,9 @@ def enrich_sources() -> str:
     if result.remaining and result.looked_up:
         enrich_sources.apply_async(countdown=1)
     return result.summary()
+
+
+@shared_task(ignore_result=True, soft_time_limit=900)
+def refresh_windows() -> int:
+    """Bring the per-source sums of the preset periods up to date (after ingest, and as days turn)."""
+    return windows.refresh_stale()
