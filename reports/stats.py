@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Count, F, FloatField, Max, Min, Q, Sum
+from django.db.models import Count, Exists, F, FloatField, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import Cast, NullIf, TruncDate
 
 from . import windows
@@ -325,28 +325,31 @@ def dkim_signatures(domain: Domain, period: Period) -> list[dict]:
 
 
 def filter_choices(domain: Domain, period: Period) -> dict[str, list]:
-    """The values each filter can take in this period (small: read from DailyTotal)."""
-    totals = DailyTotal.objects.filter(domain=domain, day__gte=period.start, day__lte=period.end)
-
-    def values(name: str) -> list[str]:
-        return list(totals.order_by(name).values_list(name, flat=True).distinct()[:200])
-
-    return {
-        "header_from": [v for v in values("header_from") if v],
-        "reporter": [v for v in values("reporter") if v],
-        "disposition": [v for v in values("disposition") if v],
-        "authenticity": values("authenticity"),
-        "sender": list(
-            Sender.objects.filter(
-                Q(organization__isnull=True) | Q(organization=domain.organization_id),
-                ips__ip__in=DailySource.objects.filter(
-                    domain=domain, day__gte=period.start, day__lte=period.end
-                ).values("source_ip"),
+    """The values each filter can take in this period."""
+    seen: dict[str, set] = {name: set() for name in ("header_from", "reporter", "disposition", "authenticity")}
+    combinations = (
+        DailyTotal.objects.filter(domain=domain, day__gte=period.start, day__lte=period.end)
+        .values_list(*seen)
+        .distinct()
+    )
+    for values in combinations[:5000]:
+        for name, value in zip(seen, values, strict=True):
+            seen[name].add(value)
+    # Few IPs have a named sender: probe the domain's days for each of them (an index lookup).
+    named = SourceIP.objects.filter(sender__isnull=False).filter(
+        Exists(
+            DailySource.objects.filter(
+                domain=domain, source_ip=OuterRef("ip"), day__gte=period.start, day__lte=period.end
             )
-            .distinct()
-            .order_by("name")
-            .values_list("pk", "name")[:200]
-        ),
+        )
+    )
+    senders = Sender.objects.filter(
+        Q(organization__isnull=True) | Q(organization=domain.organization_id), pk__in=named.values("sender")
+    )
+    return {
+        **{name: sorted(value for value in values if value)[:200] for name, values in seen.items()},
+        "authenticity": sorted(seen["authenticity"]),
+        "sender": list(senders.order_by("name").values_list("pk", "name")[:200]),
     }
 
 

@@ -268,3 +268,13 @@ def test_the_vendored_plotly_js_is_the_one_the_python_package_builds_figures_for
     vendored = Path(__file__).resolve().parent.parent / "static" / "vendor" / "plotly"
     assert (vendored / "VERSION").read_text().strip() == plotly.offline.get_plotlyjs_version()
     assert f"v{plotly.offline.get_plotlyjs_version()}" in (vendored / "plotly-basic.min.js").read_text()[:300]
+
+
+def test_the_filters_offer_the_values_seen_in_the_period(data):
+    choices = stats.filter_choices(data, period())
+    assert choices["header_from"] == ["example.com", SUB]
+    assert choices["reporter"] == ["google.com", "outlook.com"]
+    assert choices["disposition"] == ["none", "quarantine"]
+    assert choices["authenticity"] == [""]
+    assert choices["sender"] == [(Sender.objects.get(slug="esp").pk, "Mail ESP")]
+    assert stats.filter_choices(data, Period(TODAY, TODAY))["sender"] == []
