@@ -372,3 +372,22 @@ def refresh(domain: Domain, resolver=None) -> PolicyPlan:
     plan.readiness, plan.rollback, plan.computed_at = snapshot, snapshot["rollback"], timezone.now()
     plan.save(update_fields=["readiness", "rollback", "computed_at"])
     return plan
+
+
+def refresh_stale(resolver=None) -> int:
+    """Recompute the plans whose domain received reports since, or that were not computed today."""
+    today_start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    newest = dict(
+        Report.objects.filter(domain__plan__isnull=False)
+        .values("domain")
+        .annotate(newest=Max("created_at"))
+        .values_list("domain", "newest")
+    )
+    count = 0
+    for plan in PolicyPlan.objects.select_related("domain"):
+        computed = plan.computed_at
+        arrived = newest.get(plan.domain_id)
+        if computed is None or computed < today_start or (arrived is not None and arrived > computed):
+            refresh(plan.domain, resolver=resolver)
+            count += 1
+    return count

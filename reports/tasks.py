@@ -3,7 +3,7 @@
 from celery import shared_task
 
 from . import mailbox as mailboxes
-from . import sources, windows
+from . import readiness, sources, windows
 from .models import Mailbox
 
 
@@ -38,5 +38,6 @@ def enrich_sources() -> str:
 
 @shared_task(ignore_result=True, soft_time_limit=900)
 def refresh_windows() -> int:
-    """Bring the per-source sums of the preset periods up to date (after ingest, and as days turn)."""
-    return windows.refresh_stale()
+    """Bring the per-source sums of the preset periods and the rollout readiness up to date
+    (after ingest, and as days turn)."""
+    return windows.refresh_stale() + readiness.refresh_stale()

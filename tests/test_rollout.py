@@ -186,3 +186,12 @@ def test_stages_go_in_order_and_monitor_is_shorter_without_mailing_lists():
     assert rollout.min_days(monitor, rollout.DEFAULTS, mailing_lists=False) == 7
     verdict = rollout.evaluate("monitor", rollout.Metrics(), {}, days_in_stage=3, mailing_lists=False)
     assert verdict.min_days == 7 and not verdict.ready
+
+
+def test_readiness_is_recomputed_when_reports_arrive_and_not_otherwise(domain):
+    plan_for(domain)
+    assert readiness.refresh_stale(resolver=Zone()) == 1
+    assert readiness.refresh_stale(resolver=Zone()) == 0
+    good_days(range(1))
+    assert readiness.refresh_stale(resolver=Zone()) == 1
+    assert PolicyPlan.objects.get().readiness["metrics"]["messages"] == 300

@@ -4,7 +4,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from reports import mailbox as mailboxes
-from reports import sources, windows
+from reports import readiness, sources, windows
 from reports.models import Mailbox, SourceIP
 
 
@@ -45,6 +45,7 @@ class Command(BaseCommand):
             sources.register_new_ips()
             if SourceIP.objects.filter(sources.due()).exists():
                 self.stdout.write(sources.enrich_due(seconds=interval * 4).summary())
-            # ... and where the dashboard's per-source windows catch up with new reports.
+            # ... and where the dashboard's per-source windows and the rollout readiness catch up.
             windows.refresh_stale()
+            readiness.refresh_stale()
             time.sleep(interval)
