@@ -197,6 +197,8 @@ DMARC_LIMITS = {
 # ("ip" or "ip:port") names one; lookups give up after DNS_TIMEOUT seconds.
 DNS_RESOLVER = envstr("DNS_RESOLVER")
 DNS_TIMEOUT = envint("DNS_TIMEOUT", 3, minimum=1)
+# The address this install receives reports at: the rua= the policy workflow tells domains to publish.
+DMARC_RUA = envstr("DMARC_RUA")
 # Offline ASN/country database built by manage.py update_asn_db.
 ASN_DATABASE = Path(envstr("ASN_DATABASE", str(DATA_DIR / "asn.sqlite3")))
 

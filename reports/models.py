@@ -633,6 +633,7 @@ class PolicyPlan(models.Model):
     computed_at = models.DateTimeField(null=True, blank=True)
     dns_record = models.TextField(blank=True, help_text="the DMARC record found at the last check")
     dns_checked_at = models.DateTimeField(null=True, blank=True)
+    health = models.JSONField(default=dict, blank=True, help_text="the last DNS health check of the domain")
 
     def __str__(self) -> str:
         return f"{self.domain}: {self.stage}"

@@ -80,8 +80,9 @@ class Classifier:
 
     def source(self, ip: str) -> tuple[str, str, bool]:
         """(group key, label, authorised) of one IP."""
-        info = self.info.get(ip)
-        sender = sources.sender_for(info, self.own)[0] if info is not None else None
+        # An IP not looked up yet can still be in one of the organization's own networks.
+        info = self.info.get(ip) or SourceIP(ip=ip)
+        sender = sources.sender_for(info, self.own)[0]
         network = network_of(ip)
         if sender is not None:
             return f"sender:{sender.pk}:{network}", f"{sender.name} {network}", sender.pk in self.authorised

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import account, api, dashboard, exports, intake, reports
+from .views import account, api, dashboard, exports, intake, policy, reports
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -11,6 +11,11 @@ urlpatterns = [
     path("domains/<str:name>/senders/<int:sender_id>/", dashboard.sender, name="sender"),
     path("domains/<str:name>/reporters/", dashboard.domain_reporters, name="domain-reporters"),
     path("domains/<str:name>/dkim/", dashboard.domain_dkim, name="domain-dkim"),
+    path("domains/<str:name>/policy/", policy.policy, name="policy"),
+    path("domains/<str:name>/policy/check/", policy.check_dns, name="policy-check"),
+    path("domains/<str:name>/policy/move/<str:direction>/", policy.move, name="policy-move"),
+    path("domains/<str:name>/policy/settings/", policy.settings_view, name="policy-settings"),
+    path("domains/<str:name>/policy/recompute/", policy.recompute, name="policy-recompute"),
     path("domains/<str:name>/sources.csv", exports.sources_csv, name="export-sources"),
     path("domains/<str:name>/senders.csv", exports.senders_csv, name="export-senders"),
     path("domains/<str:name>/reporters.csv", exports.reporters_csv, name="export-reporters"),

@@ -31,6 +31,11 @@ RULES = {
     "sender": "404",
     "domain-reporters": "404",
     "domain-dkim": "404",
+    "policy": "404",
+    "policy-check": "post404",
+    "policy-move": "post404",
+    "policy-settings": "post404",
+    "policy-recompute": "post404",
     "export-sources": "404",
     "export-senders": "404",
     "export-reporters": "404",
@@ -86,6 +91,7 @@ def acme():
         "sender_id": sender.pk,
         "report_id": domain.reports.get().pk,
         "intake_id": Intake.objects.get().pk,
+        "direction": "advance",
     }
 
 
