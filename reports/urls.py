@@ -16,6 +16,7 @@ urlpatterns = [
     path("domains/<str:name>/policy/move/<str:direction>/", policy.move, name="policy-move"),
     path("domains/<str:name>/policy/settings/", policy.settings_view, name="policy-settings"),
     path("domains/<str:name>/policy/recompute/", policy.recompute, name="policy-recompute"),
+    path("domains/<str:name>/policy/health/", policy.check_health, name="policy-health"),
     path("domains/<str:name>/sources.csv", exports.sources_csv, name="export-sources"),
     path("domains/<str:name>/senders.csv", exports.senders_csv, name="export-senders"),
     path("domains/<str:name>/reporters.csv", exports.reporters_csv, name="export-reporters"),

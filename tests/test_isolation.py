@@ -36,6 +36,7 @@ RULES = {
     "policy-move": "post404",
     "policy-settings": "post404",
     "policy-recompute": "post404",
+    "policy-health": "post404",
     "export-sources": "404",
     "export-senders": "404",
     "export-reporters": "404",

@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import readiness, rollout, sources
+from .. import health, readiness, rollout, sources
 from ..models import Membership, Organization, PolicyEvent, PolicyPlan
 from ..policy import dmarc, dns
 from .dashboard import visible_domain
@@ -224,4 +224,15 @@ def settings_view(request, name: str):
 def recompute(request, name: str):
     domain, _ = _managed(request, name)
     readiness.refresh(domain)
+    return redirect("policy", name=domain.name)
+
+
+@login_required
+@require_POST
+def check_health(request, name: str):
+    """Check the domain's DMARC, SPF, DKIM keys, MX and own servers' reverse DNS now."""
+    domain, _ = _managed(request, name)
+    plan = health.refresh(domain)
+    count = len(plan.health["problems"])
+    messages.info(request, f"Health checked: {count} problem{'s' if count != 1 else ''} found.")
     return redirect("policy", name=domain.name)
