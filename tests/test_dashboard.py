@@ -278,3 +278,14 @@ def test_the_filters_offer_the_values_seen_in_the_period(data):
     assert choices["authenticity"] == [""]
     assert choices["sender"] == [(Sender.objects.get(slug="esp").pk, "Mail ESP")]
     assert stats.filter_choices(data, Period(TODAY, TODAY))["sender"] == []
+
+
+def test_the_overview_read_once_agrees_with_each_question_asked_alone(data):
+    for filters in (Filters(), Filters(disposition="quarantine"), Filters(reporter="outlook.com")):
+        numbers = stats.overview(data, period(), filters)
+        assert numbers["days"] == stats.daily(data, period(), filters)
+        assert numbers["totals"] == stats.summary(data, period(), filters)
+        assert numbers["dispositions"] == stats.breakdown(data, period(), filters, "disposition")
+        assert numbers["reasons"] == stats.breakdown(data, period(), filters, "reason")
+    by_sender = Filters(sender=Sender.objects.get(slug="esp").pk)
+    assert stats.overview(data, period(), by_sender)["totals"]["messages"] == 120

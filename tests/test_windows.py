@@ -79,3 +79,19 @@ def test_senders_and_the_home_page_agree_with_and_without_windows(domain):
     windows.refresh(domain.pk)
     assert stats.senders(domain, period, Filters()) == live_senders
     assert stats.domain_rows([domain], period)[0]["failing_sources"] == live_home == 1
+
+
+def test_the_sender_filter_alone_still_reads_the_window(domain):
+    from reports.models import Sender, SourceIP
+
+    esp = Sender.objects.create(slug="esp", name="ESP")
+    SourceIP.objects.create(ip="192.0.2.10", sender=esp)
+    live = rows_for(domain, Filters(sender=esp.pk))
+    windows.refresh(domain.pk)
+    SourceWindow.objects.exclude(source_ip="192.0.2.10").update(messages=0)
+    assert rows_for(domain, Filters(sender=esp.pk)) == live
+    assert [row["source_ip"] for row in live] == ["192.0.2.10"]
+
+
+def rows_for(domain, filters):
+    return [dict(row) for row in stats.source_rows(domain, Period.last(30), filters)]

@@ -69,12 +69,11 @@ def domain_overview(request, name: str):
     domain = visible_domain(request, name)
     context = _context(request, domain, "overview")
     period, filters = context["period"], context["filters"]
-    days = stats.daily(domain, period, filters)
-    totals = stats.summary(domain, period, filters)
-    dispositions = stats.breakdown(domain, period, filters, "disposition")
+    numbers = stats.overview(domain, period, filters)
+    days, totals, dispositions = numbers["days"], numbers["totals"], numbers["dispositions"]
     context.update(
         totals=totals,
-        reasons=stats.breakdown(domain, period, filters, "reason"),
+        reasons=numbers["reasons"],
         dispositions=dispositions,
         charts={
             "per-day": charts.messages_per_day(days),
