@@ -454,9 +454,10 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
 
 
 def source_daily(domain: Domain, period: Period, ip: str) -> list[dict]:
-    """One source IP's messages per day of the period."""
+    """One source IP's messages (and records) per day of the period."""
     rows = DailySource.objects.filter(domain=domain, source_ip=ip, day__gte=period.start, day__lte=period.end)
-    found = {row["day"]: row for row in rows.values("day").annotate(**_sums("messages")).order_by()}
+    sums = {**_sums("messages"), "records": Sum("records")}
+    found = {row["day"]: row for row in rows.values("day").annotate(**sums).order_by()}
     return [with_rates(found.get(day) or {}) | {"date": day} for day in period.dates()]
 
 
@@ -479,5 +480,5 @@ def source_reporters(domain: Domain, period: Period, ip: str) -> list[dict]:
 
 def total_of(rows: list[dict]) -> dict:
     """The sum of per-day rows, with its rates."""
-    names = ("messages", *(name for name in _sums("x") if name != "messages"))
+    names = ("messages", "records", *(name for name in _sums("x") if name != "messages"))
     return with_rates({name: sum(row.get(name) or 0 for row in rows) for name in names})

@@ -289,3 +289,10 @@ def test_the_overview_read_once_agrees_with_each_question_asked_alone(data):
         assert numbers["reasons"] == stats.breakdown(data, period(), filters, "reason")
     by_sender = Filters(sender=Sender.objects.get(slug="esp").pk)
     assert stats.overview(data, period(), by_sender)["totals"]["messages"] == 120
+
+
+def test_the_source_page_counts_its_records_from_the_rollups(client, alice, data):
+    client.force_login(alice)
+    page = client.get("/domains/example.com/sources/192.0.2.10/?days=7").context["page"]
+    assert page.paginator.count == 4 == len(page.object_list)
+    assert [row.count for row in page.object_list] == [20, 100, 100, 100]

@@ -29,6 +29,19 @@ SOURCE_COLUMNS = (
 )
 
 
+class KnownCountPaginator(Paginator):
+    """A paginator told how many rows there are: a busy IP has hundreds of thousands of
+    records, and the rollups already know how many fall in the period."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self._known_count = count
+
+    @property
+    def count(self) -> int:
+        return self._known_count
+
+
 def visible_domain(request, name: str) -> Domain:
     return get_object_or_404(Domain.objects.for_user(request.user), name=name)
 
@@ -167,7 +180,9 @@ def source(request, name: str, ip: str):
         info=info,
         totals=stats.total_of(days),
         reporters=reporters,
-        page=Paginator(records, stats.PAGE_SIZE).get_page(request.GET.get("page")),
+        page=KnownCountPaginator(records, stats.PAGE_SIZE, count=stats.total_of(days)["records"]).get_page(
+            request.GET.get("page")
+        ),
         charts={"per-day": charts.messages_per_day(days)} if any(row["messages"] for row in days) else {},
     )
     return render(request, "reports/source.html", context)
