@@ -472,7 +472,11 @@ def source_reporters(domain: Domain, period: Period, ip: str) -> list[dict]:
             report__begin__lt=period.end_before,
         )
         .values("report__org_name")
-        .annotate(**_sums("count"), reports=Count("report", distinct=True))
+        .annotate(
+            passing=Sum("count", filter=Q(dkim="pass") | Q(spf="pass"), default=0),
+            messages=Sum("count"),
+            reports=Count("report", distinct=True),
+        )
         .order_by("-messages")
     )
     return [with_rates({"key": row.pop("report__org_name")} | row) for row in rows[:PAGE_SIZE]]

@@ -77,6 +77,11 @@ def refresh(domain_id: int, day: datetime.date | None = None) -> list[int]:
             state.end, state.generation, state.refreshed_at = day, newest, timezone.now()
             state.save()
             redone.append(days)
+    if redone and connection.vendor == "postgresql":
+        # A refresh replaces most of the table: without fresh statistics the planner takes
+        # the rows of a year for a handful and reads them all to find the top 15.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {SourceWindow._meta.db_table}")
     return redone
 
 

@@ -16,6 +16,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='record',
-            index=models.Index(fields=['source_ip', 'report'], include=('count',), name='record_by_source'),
+            index=models.Index(fields=['source_ip', 'report'], include=('count', 'dkim', 'spf'), name='record_by_source'),
         ),
     ]

@@ -55,9 +55,11 @@ def period_and_filters(request) -> tuple[Period, Filters, str]:
     return period, Filters.from_query(request.GET), error
 
 
-def _context(request, domain: Domain, tab: str) -> dict:
+def _context(request, domain: Domain, tab: str, *, filtered: bool = True) -> dict:
+    """What every tab shows above its content; ``filtered`` False for pages without the filter bar."""
     period, filters, error = period_and_filters(request)
     return {
+        "hide_filters": not filtered,
         "domain": domain,
         "period": period,
         "filters": filters,
@@ -65,7 +67,7 @@ def _context(request, domain: Domain, tab: str) -> dict:
         "tab": tab,
         "presets": stats.PRESETS,
         "query": urlencode(period.query() | filters.query()),
-        "choices": stats.filter_choices(domain, period),
+        "choices": stats.filter_choices(domain, period) if filtered else {},
     }
 
 
@@ -147,7 +149,7 @@ def domain_reporters(request, name: str):
 @login_required
 def domain_dkim(request, name: str):
     domain = visible_domain(request, name)
-    context = _context(request, domain, "dkim")
+    context = _context(request, domain, "dkim", filtered=False)
     context["rows"] = stats.dkim_signatures(domain, context["period"])
     return render(request, "reports/domain_dkim.html", context)
 
@@ -160,8 +162,7 @@ def source(request, name: str, ip: str):
         ip = str(ipaddress.ip_address(ip))
     except ValueError:
         raise Http404("not an IP address") from None
-    context = _context(request, domain, "sources")
-    context["hide_filters"] = True
+    context = _context(request, domain, "sources", filtered=False)
     period = context["period"]
     records = (
         Record.objects.filter(report__domain=domain, report__quarantined=False, source_ip=ip)
@@ -194,10 +195,9 @@ def sender(request, name: str, sender_id: int):
     domain = visible_domain(request, name)
     visible = Sender.objects.filter(Q(organization__isnull=True) | Q(organization=domain.organization_id))
     found = get_object_or_404(visible, pk=sender_id)
-    context = _context(request, domain, "senders")
+    context = _context(request, domain, "senders", filtered=False)
     period = context["period"]
     filters = Filters(sender=found.pk)
-    context["hide_filters"] = True
     days = stats.daily(domain, period, filters)
     page = stats.sources(domain, period, filters, request.GET.get("sort", "-messages"), request.GET.get("page", 1))
     context.update(
