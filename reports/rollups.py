@@ -12,7 +12,7 @@ are not rolled up; claiming a domain or releasing a report adds them then.
 
 from django.db import connection, transaction
 
-from .models import DailyDkim, DailySource, DailyTotal, Record, Report
+from .models import DailyDkim, DailySource, DailyTotal, Record, Report, WindowState
 
 # The first override reason's type and each DKIM signature, read from the JSON columns
 # in the database: Postgres stores them as jsonb, SQLite as text read by its JSON functions.
@@ -107,8 +107,8 @@ def rebuild(domain_id: int) -> int:
     records, a rebuild would lose the days they covered.
     """
     with transaction.atomic():
-        for model in (DailyTotal, DailySource, DailyDkim):
-            model.objects.filter(domain_id=domain_id).delete()
+        for model in (DailyTotal, DailySource, DailyDkim, WindowState):
+            model.objects.filter(domain_id=domain_id).delete()  # windows: not current until refreshed
         reports = Report.objects.filter(domain_id=domain_id, quarantined=False).only(
             "pk", "domain_id", "begin", "org_name", "email", "authenticity", "quarantined"
         )

@@ -12,6 +12,7 @@ reads the records of the period's reports instead, which is slower but exact.
 import datetime
 from dataclasses import dataclass, field, replace
 
+from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, FloatField, Max, Min, OuterRef, Q, Sum
@@ -326,8 +327,18 @@ def describe(rows: list[dict]) -> list[dict]:
 
 
 def top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 15) -> list[dict]:
-    """The busiest sources, without counting them all as a paginated table must."""
-    return describe([with_rates(dict(row)) for row in source_rows(domain, period, filters, "-messages")[:limit]])
+    """The busiest sources for the chart: only messages and passing, and no count of them all."""
+    if _window(domain, period, filters) is not None:
+        rows = source_rows(domain, period, filters, "-messages").values("source_ip", "messages", "passing")
+    else:
+        source = _rows(domain, period, filters, by_ip=True)
+        rows = (
+            source.rows.values("source_ip")
+            .annotate(passing=Sum(source.messages, filter=Q(dkim="pass") | Q(spf="pass"), default=0))
+            .annotate(messages=Sum(source.messages))
+            .order_by("-messages", "source_ip")
+        )
+    return [with_rates(dict(row)) for row in rows[:limit]]
 
 
 def senders(domain: Domain, period: Period, filters: Filters) -> list[dict]:
@@ -367,7 +378,12 @@ def dkim_signatures(domain: Domain, period: Period) -> list[dict]:
 
 
 def filter_choices(domain: Domain, period: Period) -> dict[str, list]:
-    """The values each filter can take in this period."""
+    """The values each filter can take in this period, cached until the domain's data changes."""
+    key = f"filter-choices:{domain.pk}:{period.start}:{period.end}:{windows.generation(domain.pk)}"
+    return cache.get_or_set(key, lambda: _filter_choices(domain, period), timeout=3600)
+
+
+def _filter_choices(domain: Domain, period: Period) -> dict[str, list]:
     seen: dict[str, set] = {name: set() for name in ("header_from", "reporter", "disposition", "authenticity")}
     combinations = (
         DailyTotal.objects.filter(domain=domain, day__gte=period.start, day__lte=period.end)

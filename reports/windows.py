@@ -10,7 +10,7 @@ refresh is queued. So a window can be late, never wrong.
 import datetime
 
 from django.db import connection, transaction
-from django.db.models import Max
+from django.db.models import Count, Max
 from django.utils import timezone
 
 from .models import DailySource, Report, SourceWindow, WindowState
@@ -43,9 +43,10 @@ def today() -> datetime.date:
 
 
 def generation(domain_id: int) -> int:
-    """The id of the newest report in the domain's rollups: it grows whenever they change."""
-    newest = Report.objects.filter(domain_id=domain_id, quarantined=False).aggregate(newest=Max("id"))["newest"]
-    return newest or 0
+    """A number that changes whenever reports are added to the domain's rollups: the newest
+    report's id grows with ingest, the count also with a claim of older reports."""
+    found = Report.objects.filter(domain_id=domain_id, quarantined=False).aggregate(newest=Max("id"), count=Count("id"))
+    return (found["count"] << 32) + (found["newest"] or 0)
 
 
 def current(domain_id: int, days: int | None, end: datetime.date) -> bool:
@@ -104,13 +105,18 @@ def _fill(domain_id: int, days: int, end: datetime.date) -> None:
 def refresh_stale() -> int:
     """Refresh every domain whose windows are behind (beat runs this; so does make run's loop)."""
     day = today()
-    domains = Report.objects.filter(domain__isnull=False, quarantined=False).values("domain").annotate(newest=Max("id"))
+    domains = (
+        Report.objects.filter(domain__isnull=False, quarantined=False)
+        .values("domain")
+        .annotate(newest=Max("id"), count=Count("id"))
+    )
     states: dict[int, list] = {}
     for domain_id, end, generation_ in WindowState.objects.values_list("domain", "end", "generation"):
         states.setdefault(domain_id, []).append((end, generation_))
     count = 0
     for row in domains:
-        if states.get(row["domain"]) != [(day, row["newest"])] * len(PRESETS):
+        current = (row["count"] << 32) + row["newest"]
+        if states.get(row["domain"]) != [(day, current)] * len(PRESETS):
             refresh(row["domain"], day)
             count += 1
     return count

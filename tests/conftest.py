@@ -43,5 +43,13 @@ def raw_store(settings, tmp_path):
     return settings.RAW_STORE_DIR
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: ids repeat across tests once their data is rolled back."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 from tests.dnsserver import dns_server, dnsmasq  # noqa: E402, F401
 from tests.dovecot import dovecot, dovecot_without_move, imap_account, imap_account_without_move  # noqa: E402, F401

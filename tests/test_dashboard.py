@@ -296,3 +296,9 @@ def test_the_source_page_counts_its_records_from_the_rollups(client, alice, data
     page = client.get("/domains/example.com/sources/192.0.2.10/?days=7").context["page"]
     assert page.paginator.count == 4 == len(page.object_list)
     assert [row.count for row in page.object_list] == [20, 100, 100, 100]
+
+
+def test_cached_filter_choices_change_when_a_report_arrives(data):
+    assert "yahoo.com" not in stats.filter_choices(data, period())["reporter"]
+    deliver([record_xml(count=2)], 1, org_name="yahoo.com")
+    assert "yahoo.com" in stats.filter_choices(data, period())["reporter"]

@@ -95,3 +95,17 @@ def test_the_sender_filter_alone_still_reads_the_window(domain):
 
 def rows_for(domain, filters):
     return [dict(row) for row in stats.source_rows(domain, Period.last(30), filters)]
+
+
+def test_claiming_older_reports_makes_the_windows_stale(domain):
+    from reports.models import Report
+
+    deliver([record_xml(ip="192.0.2.77", count=9)], 2, domain="later.example", suffix="older")
+    deliver([record_xml(ip="192.0.2.78", count=5)], 2, suffix="newer")
+    windows.refresh(domain.pk)
+    # The older report turns out to be example.com's (as if it had arrived before the domain was
+    # added): claiming it adds to the rollups without a newer report id.
+    Report.objects.filter(policy_domain="later.example").update(policy_domain="example.com")
+    assert domain.claim_reports() == 1
+    assert not windows.current(domain.pk, 30, windows.today())
+    assert "192.0.2.77" in {row["source_ip"] for row in rows(domain, 30)}
