@@ -18,8 +18,19 @@ from django.db import connection
 from django.db.models import Count, Exists, F, FloatField, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import Cast, NullIf, TruncDate
 
-from . import windows
-from .models import DailyDkim, DailySource, DailyTotal, Domain, Record, Report, Sender, SourceIP, SourceWindow
+from . import rollout, windows
+from .models import (
+    DailyDkim,
+    DailySource,
+    DailyTotal,
+    Domain,
+    PolicyPlan,
+    Record,
+    Report,
+    Sender,
+    SourceIP,
+    SourceWindow,
+)
 
 PRESETS = windows.PRESETS
 DEFAULT_DAYS = 30
@@ -439,6 +450,10 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
         .annotate(ips=Count("source_ip"))
         .values_list("domain", "ips")
     )
+    stages = {
+        plan.domain_id: rollout.BY_KEY.get(plan.stage, rollout.PARKED).label
+        for plan in PolicyPlan.objects.filter(domain__in=ids).only("domain_id", "stage")
+    }
     # One indexed query per domain: the newest report says which policy reporters see.
     latest = {domain.pk: Report.objects.filter(domain=domain).order_by("-begin").first() for domain in domains}
     arrived = dict(
@@ -462,6 +477,7 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
                 "volume": [days[day]["messages"] if day in days else 0 for day in period.dates()],
                 "failing_sources": failing.get(domain.pk, 0),
                 "policy": latest.get(domain.pk),
+                "stage": stages.get(domain.pk),
                 "last_received": last,
                 "stale": last is not None and now - last > STALE_AFTER,
             }

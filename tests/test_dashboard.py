@@ -302,3 +302,14 @@ def test_cached_filter_choices_change_when_a_report_arrives(data):
     assert "yahoo.com" not in stats.filter_choices(data, period())["reporter"]
     deliver([record_xml(count=2)], 1, org_name="yahoo.com")
     assert "yahoo.com" in stats.filter_choices(data, period())["reporter"]
+
+
+def test_the_home_page_shows_each_domains_rollout_stage(client, alice, data):
+    from django.utils import timezone
+
+    from reports.models import PolicyPlan
+
+    client.force_login(alice)
+    assert "not started" in client.get("/").content.decode()
+    PolicyPlan.objects.create(domain=data, stage="quarantine-25", stage_started_at=timezone.now())
+    assert "S3 Quarantine 25%" in client.get("/").content.decode()
