@@ -71,6 +71,12 @@ DEFAULTS = {
     "rollback_drop": 0.01,  # S5: M1 one point below its level ...
     "rollback_days": 2,  # ... for this many days in a row
     "rollback_source_daily": 100,  # or an authorised source failing more than this a day
+    # Minimum days in the later stages (monitor's are above).
+    "days_quarantine-testing": 14,
+    "days_quarantine-25": 7,
+    "days_quarantine-50": 7,
+    "days_quarantine": 7,
+    "days_reject-testing": 14,
 }
 
 
@@ -135,9 +141,10 @@ def previous_of(key: str) -> Stage | None:
 
 
 def min_days(stage: Stage, thresholds: dict, mailing_lists: bool) -> int:
+    """How long the plan stays in a stage at least; an operator can change it per domain."""
     if stage.key == "monitor":
         return thresholds["monitor_days"] if mailing_lists else thresholds["monitor_days_without_lists"]
-    return stage.min_days
+    return int(thresholds.get(f"days_{stage.key}", stage.min_days))
 
 
 def _at_least(value: float | None, threshold: float) -> bool:

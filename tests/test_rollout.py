@@ -195,3 +195,11 @@ def test_readiness_is_recomputed_when_reports_arrive_and_not_otherwise(domain):
     good_days(range(1))
     assert readiness.refresh_stale(resolver=Zone()) == 1
     assert PolicyPlan.objects.get().readiness["metrics"]["messages"] == 300
+
+
+def test_minimum_durations_are_editable_per_domain():
+    ramp = rollout.BY_KEY["quarantine-25"]
+    assert rollout.min_days(ramp, rollout.DEFAULTS, mailing_lists=True) == 7
+    assert rollout.min_days(ramp, {**rollout.DEFAULTS, "days_quarantine-25": 3}, mailing_lists=True) == 3
+    verdict = rollout.evaluate("quarantine-25", rollout.Metrics(), {"days_quarantine-25": 3}, 3, True)
+    assert verdict.min_days == 3

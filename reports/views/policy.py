@@ -28,6 +28,9 @@ THRESHOLD_FIELDS = (
     ("forwarding", "M6 at most"),
     ("quiet_days", "M4: quiet days"),
     ("rollback_source_daily", "Roll back when an authorised source fails more than (messages a day)"),
+    ("monitor_days", "Days in monitor at least (users post to mailing lists)"),
+    ("monitor_days_without_lists", "Days in monitor at least (no mailing lists)"),
+    *((f"days_{stage.key}", f"Days in “{stage.label}” at least") for stage in rollout.STAGES[1:-1]),
 )
 
 
