@@ -8,6 +8,7 @@ network or name first, then the catalog match found by enrichment).
 
 import datetime
 import ipaddress
+import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
@@ -36,6 +37,7 @@ LARGE_REPORTERS = (
 )  # fmt: skip
 TRANSIT_REASONS = {"forwarded", "mailing_list", "trusted_forwarder", "local_policy"}
 MAX_SUBDOMAIN_LOOKUPS = 50
+SUBDOMAIN_SECONDS = 10.0
 
 
 @dataclass
@@ -240,7 +242,10 @@ def _nonexistent_subdomains(domain, start, today, classifier, metrics, resolver)
     )
     resolver = resolver or sources.make_resolver()
     missing = []
+    deadline = time.monotonic() + SUBDOMAIN_SECONDS
     for name in names:
+        if time.monotonic() > deadline:
+            break  # a slow resolver must not hold up readiness: the rest is checked next time
         try:
             resolver.resolve(name, "A")
         except dns.resolver.NXDOMAIN:
