@@ -668,3 +668,18 @@ class PolicyEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain} {self.kind} {self.from_stage}->{self.to_stage}"
+
+    @staticmethod
+    def _label(key: str) -> str:
+        from . import rollout
+
+        stage = rollout.BY_KEY.get(key) or (rollout.PARKED if key == rollout.PARKED.key else None)
+        return stage.label if stage else key
+
+    @property
+    def from_label(self) -> str:
+        return self._label(self.from_stage)
+
+    @property
+    def to_label(self) -> str:
+        return self._label(self.to_stage)

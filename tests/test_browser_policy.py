@@ -144,8 +144,8 @@ def test_an_owner_clicks_a_domain_from_monitor_to_reject(page, live_server, oliv
     # 7. The history lists every move, newest first, by olivia, with the record DNS showed.
     moves = page.locator("#history tbody tr", has_text="Moved to the next stage")
     expect(moves).to_have_count(len(stages) - 1)
-    keys = [stage.key for stage in rollout.STAGES]
-    steps = zip(keys[:-1], keys[1:], published, strict=True)
+    labels = [stage.label for stage in rollout.STAGES]
+    steps = zip(labels[:-1], labels[1:], published, strict=True)
     for row, (before, after, record) in zip(reversed(moves.all()), steps, strict=True):
         cells = row.locator("td")
         expect(cells.nth(1)).to_have_text("olivia")
