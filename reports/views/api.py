@@ -41,13 +41,14 @@ def api_view(view):
         except PeriodError as exc:
             return JsonResponse({"error": str(exc)}, status=400)
         scope = {"domains": domains, "reports": reports, "period": period, "filters": Filters.from_query(request.GET)}
+        if "name" in kwargs:
+            # Another organization's domain and a domain that does not exist answer alike.
+            scope["domain"] = domains.filter(name=kwargs.pop("name")).first()
+            if scope["domain"] is None:
+                return JsonResponse({"error": "no such domain"}, status=404)
         return view(request, scope, *args, **kwargs)
 
     return wrapper
-
-
-def _domain(scope, name: str) -> Domain | None:
-    return scope["domains"].filter(name=name).first()
 
 
 def _numbers(row: dict) -> dict:
@@ -57,10 +58,6 @@ def _numbers(row: dict) -> dict:
 def _period(scope) -> dict:
     period = scope["period"]
     return {"from": period.start.isoformat(), "to": period.end.isoformat(), "filters": scope["filters"].query()}
-
-
-def _not_found() -> JsonResponse:
-    return JsonResponse({"error": "no such domain"}, status=404)
 
 
 @api_view
@@ -86,19 +83,15 @@ def domains(request, scope):
 
 
 @api_view
-def daily(request, scope, name: str):
-    domain = _domain(scope, name)
-    if domain is None:
-        return _not_found()
+def daily(request, scope):
+    domain = scope["domain"]
     rows = stats.daily(domain, scope["period"], scope["filters"])
     return JsonResponse({**_period(scope), "days": [{"date": row["date"], **_numbers(row)} for row in rows]})
 
 
 @api_view
-def sources(request, scope, name: str):
-    domain = _domain(scope, name)
-    if domain is None:
-        return _not_found()
+def sources(request, scope):
+    domain = scope["domain"]
     page = stats.sources(
         domain, scope["period"], scope["filters"], request.GET.get("sort", "-messages"), request.GET.get("page", 1)
     )
@@ -131,10 +124,8 @@ def sources(request, scope, name: str):
 
 
 @api_view
-def senders(request, scope, name: str):
-    domain = _domain(scope, name)
-    if domain is None:
-        return _not_found()
+def senders(request, scope):
+    domain = scope["domain"]
     rows = stats.senders(domain, scope["period"], scope["filters"])
     return JsonResponse(
         {
@@ -148,10 +139,8 @@ def senders(request, scope, name: str):
 
 
 @api_view
-def reporters(request, scope, name: str):
-    domain = _domain(scope, name)
-    if domain is None:
-        return _not_found()
+def reporters(request, scope):
+    domain = scope["domain"]
     rows = stats.breakdown(domain, scope["period"], scope["filters"], "reporter")
     return JsonResponse({**_period(scope), "reporters": [{"reporter": row["key"], **_numbers(row)} for row in rows]})
 
