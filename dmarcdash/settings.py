@@ -230,6 +230,8 @@ CELERY_BEAT_SCHEDULE = {
     "enrich-sources": {"task": "reports.tasks.enrich_sources", "schedule": 300.0, "options": {"expires": 290}},
     # Ingest queues a refresh itself; this one also moves the windows on when the day turns.
     "refresh-windows": {"task": "reports.tasks.refresh_windows", "schedule": 600.0, "options": {"expires": 590}},
+    # Alert emails that failed wait for their retry time; this sends them when it comes.
+    "send-alert-emails": {"task": "reports.tasks.send_alert_emails", "schedule": 60.0, "options": {"expires": 55}},
 }
 
 if REDIS_URL:
@@ -248,6 +250,8 @@ if EMAIL_HOST:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "dmarcdash@localhost")
+# Where users reach this install: alert emails link back to its pages.
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000/")
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

@@ -78,6 +78,12 @@ class Domain(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="domains")
     name = models.CharField(max_length=253, unique=True)
+    alert_min_messages = models.PositiveIntegerField(
+        default=1, help_text="a new failing source is reported once it has failed this many messages"
+    )
+    alerts_since = models.DateTimeField(
+        null=True, blank=True, help_text="when alerts began: sources failing before are known, not new"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = DomainQuerySet.as_manager()
@@ -683,3 +689,71 @@ class PolicyEvent(models.Model):
     @property
     def to_label(self) -> str:
         return self._label(self.to_stage)
+
+
+class AlertSubscription(models.Model):
+    """Which alerts a member of an organization receives, and how."""
+
+    class Mode(models.TextChoices):
+        IMMEDIATE = "immediate", "As they happen"
+        DIGEST = "digest", "In a daily digest"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_subscriptions")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alert_subscriptions")
+    kinds = models.JSONField(default=list, blank=True, help_text="event kinds to receive; empty for all")
+    domains = models.ManyToManyField(Domain, blank=True, help_text="empty for all of the organization's domains")
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.IMMEDIATE)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="one_subscription_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.mode})"
+
+
+class AlertEvent(models.Model):
+    """Something an operator must not miss, recorded once per domain, kind and key."""
+
+    class Kind(models.TextChoices):
+        NEW_FAILING_SOURCE = "new-failing-source", "New failing source"
+
+    class State(models.TextChoices):
+        BASELINE = "baseline", "Known before alerts began (not sent)"
+        OPEN = "open", "Open"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="alert_events")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    key = models.CharField(max_length=200, help_text="what makes it the same event: e.g. the source")
+    title = models.TextField()
+    evidence = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["domain", "kind", "key"], name="one_event_per_key")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class AlertEmail(models.Model):
+    """One email to one person about one or more events: recorded before it is sent."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
+        SENT = "sent", "Sent"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_emails")
+    events = models.ManyToManyField(AlertEvent, related_name="emails")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(db_index=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"to {self.user} ({self.status})"

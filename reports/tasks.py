@@ -2,8 +2,8 @@
 
 from celery import shared_task
 
+from . import alerts, readiness, sources, windows
 from . import mailbox as mailboxes
-from . import readiness, sources, windows
 from .models import Mailbox
 
 
@@ -40,4 +40,14 @@ def enrich_sources() -> str:
 def refresh_windows() -> int:
     """Bring the per-source sums of the preset periods and the rollout readiness up to date
     (after ingest, and as days turn)."""
-    return windows.refresh_stale() + readiness.refresh_stale()
+    refreshed = windows.refresh_stale()
+    readiness.refresh_stale()
+    # New reports (or a new day) moved the windows: look for new failing sources, then send.
+    sent = alerts.run() if refreshed else alerts.send_due()
+    return refreshed + sent
+
+
+@shared_task(ignore_result=True)
+def send_alert_emails() -> int:
+    """Send the alert emails that are due, retries included (beat runs this every minute)."""
+    return alerts.send_due()

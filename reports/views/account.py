@@ -1,4 +1,4 @@
-"""The user's own settings: for now, the time zone dates are shown in."""
+"""The user's own settings: the time zone dates are shown in, and which alerts they receive."""
 
 import zoneinfo
 from functools import cache
@@ -10,7 +10,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from ..models import Profile
+from ..models import AlertSubscription, Organization, Profile
 
 
 @cache
@@ -30,11 +30,21 @@ class ProfileForm(forms.ModelForm):
 def account(request):
     profile, _ = Profile.objects.get_or_create(user=request.user)
     form = ProfileForm(request.POST or None, instance=profile)
+    organizations = list(Organization.objects.filter(memberships__user=request.user).order_by("name"))
     if request.method == "POST" and form.is_valid():
         form.save()
+        # One checkbox per organization the user belongs to: email me its alerts.
+        wanted = set(request.POST.getlist("alerts"))
+        for organization in organizations:
+            if str(organization.pk) in wanted:
+                AlertSubscription.objects.get_or_create(user=request.user, organization=organization)
+            else:
+                AlertSubscription.objects.filter(user=request.user, organization=organization).delete()
         messages.success(request, "Saved.")
         return redirect("account")
-    return render(request, "reports/account.html", {"form": form})
+    subscribed = set(AlertSubscription.objects.filter(user=request.user).values_list("organization", flat=True))
+    choices = [(organization, organization.pk in subscribed) for organization in organizations]
+    return render(request, "reports/account.html", {"form": form, "alert_choices": choices})
 
 
 def login(request):

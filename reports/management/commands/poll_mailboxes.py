@@ -3,8 +3,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from reports import alerts, readiness, sources, windows
 from reports import mailbox as mailboxes
-from reports import readiness, sources, windows
 from reports.models import Mailbox, SourceIP
 
 
@@ -45,7 +45,8 @@ class Command(BaseCommand):
             sources.register_new_ips()
             if SourceIP.objects.filter(sources.due()).exists():
                 self.stdout.write(sources.enrich_due(seconds=interval * 4).summary())
-            # ... and where the dashboard's per-source windows and the rollout readiness catch up.
-            windows.refresh_stale()
+            # ... and where the dashboard's per-source windows, the rollout readiness and alerts catch up.
+            refreshed = windows.refresh_stale()
             readiness.refresh_stale()
+            alerts.run() if refreshed else alerts.send_due()
             time.sleep(interval)

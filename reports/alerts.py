@@ -1,0 +1,206 @@
+"""Alerts: find the events an operator must not miss, record them, and email the subscribers.
+
+1. ``detect`` runs after new reports (from the windows task, never inside the ingest
+   transaction): each source (named sender, else its /24 or /64) failing DMARC for the
+   domain that has no event yet becomes one, once. The first run for a domain records the
+   sources already failing as known ("baseline"), so turning alerts on is not a flood.
+2. ``queue`` records one AlertEmail per subscribed member, listing all their new events:
+   forty new sources make one email, not forty.
+3. ``send_due`` claims each due email with a conditional update (so two workers never send
+   the same one), sends it, and marks it sent; an SMTP failure puts it back with a later
+   attempt time, so it is retried with backoff and never lost.
+"""
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import Max, Min, Q, Sum
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from .models import AlertEmail, AlertEvent, AlertSubscription, DailySource, Domain, Membership, Record
+from .readiness import Classifier
+
+log = logging.getLogger(__name__)
+LOOKBACK = datetime.timedelta(days=7)
+MAX_IPS = 10
+STUCK = datetime.timedelta(minutes=10)  # a "sending" email older than this was cut off mid-send
+MAX_BACKOFF = datetime.timedelta(hours=1)
+
+
+def detect(domain: Domain, now: datetime.datetime | None = None) -> list[AlertEvent]:
+    """Record the domain's new failing sources; return the events that should be sent."""
+    now = now or timezone.now()
+    rows = list(
+        DailySource.objects.filter(domain=domain, day__gte=(now - LOOKBACK).date())
+        .exclude(Q(dkim="pass") | Q(spf="pass"))
+        .values("source_ip")
+        .annotate(messages=Sum("messages"), first=Min("day"), last=Max("day"))
+        .order_by("-messages")
+    )
+    classifier = Classifier(domain)
+    classifier.load([row["source_ip"] for row in rows])
+    groups: dict[str, dict] = {}
+    for row in rows:
+        key, label, authorised = classifier.source(row["source_ip"])
+        group = groups.setdefault(key, {"label": label, "authorised": authorised, "messages": 0, "ips": []})
+        group["messages"] += row["messages"]
+        group["ips"].append(row)
+    baseline = domain.alerts_since is None
+    if baseline:
+        Domain.objects.filter(pk=domain.pk, alerts_since=None).update(alerts_since=now)
+    known = set(
+        AlertEvent.objects.filter(domain=domain, kind=AlertEvent.Kind.NEW_FAILING_SOURCE).values_list("key", flat=True)
+    )
+    created = []
+    for key, group in groups.items():
+        if key in known or group["messages"] < domain.alert_min_messages:
+            continue
+        event, new = AlertEvent.objects.get_or_create(
+            domain=domain,
+            kind=AlertEvent.Kind.NEW_FAILING_SOURCE,
+            key=key,
+            defaults={
+                "title": f"New failing source for {domain.name}: {group['label']}",
+                "evidence": _evidence(domain, group, classifier, now),
+                "state": AlertEvent.State.BASELINE if baseline else AlertEvent.State.OPEN,
+            },
+        )
+        if new and not baseline:
+            created.append(event)
+    return created
+
+
+def _evidence(domain: Domain, group: dict, classifier: Classifier, now: datetime.datetime) -> dict:
+    ips = group["ips"][:MAX_IPS]
+    addresses = [row["source_ip"] for row in ips]
+    sample = (
+        Record.objects.filter(
+            report__domain=domain, source_ip__in=addresses, report__begin__gte=now - LOOKBACK, report__quarantined=False
+        )
+        .exclude(Q(dkim="pass") | Q(spf="pass"))
+        .select_related("report")
+        .order_by("-count")
+    )
+    reporters = sorted({record.report.reporter for record in sample[:200]})
+    example = sample.first()
+    details = []
+    for row in ips:
+        info = classifier.info.get(row["source_ip"])
+        details.append(
+            {
+                "ip": row["source_ip"],
+                "messages": row["messages"],
+                "first_seen": row["first"].isoformat(),
+                "ptr": info.ptr if info else "",
+                "forward_confirmed": info.forward_confirmed if info else None,
+                "asn": info.asn if info else None,
+                "as_name": info.as_name if info else "",
+                "country": info.country if info else "",
+            }
+        )
+    return {
+        "source": group["label"],
+        "authorised": group["authorised"],
+        "messages": group["messages"],
+        "ips": details,
+        "more_ips": max(0, len(group["ips"]) - MAX_IPS),
+        "reporters": reporters[:10],
+        "dkim": example.dkim_results if example else [],
+        "spf": example.spf_results if example else [],
+        "header_from": example.header_from if example else "",
+    }
+
+
+def subscribers(event: AlertEvent):
+    """Members of the event's organization who asked for this kind of event for this domain."""
+    members = Membership.objects.filter(organization=event.domain.organization_id).values("user")
+    subscriptions = AlertSubscription.objects.filter(
+        organization=event.domain.organization_id, user__in=members, mode=AlertSubscription.Mode.IMMEDIATE
+    ).prefetch_related("domains")
+    for subscription in subscriptions:
+        if subscription.kinds and event.kind not in subscription.kinds:
+            continue
+        chosen = list(subscription.domains.all())
+        if chosen and event.domain not in chosen:
+            continue
+        yield subscription.user
+
+
+def queue(events: list[AlertEvent], now: datetime.datetime | None = None) -> list[AlertEmail]:
+    """Record one email per recipient listing all of their events (before anything is sent)."""
+    per_user: dict = {}
+    for event in events:
+        for user in subscribers(event):
+            per_user.setdefault(user.pk, (user, []))[1].append(event)
+    emails = []
+    with transaction.atomic():
+        for user, user_events in per_user.values():
+            email = AlertEmail.objects.create(user=user, next_attempt_at=now or timezone.now())
+            email.events.set(user_events)
+            emails.append(email)
+    return emails
+
+
+def send_due(now: datetime.datetime | None = None) -> int:
+    """Send every email whose time has come; return how many went out."""
+    now = now or timezone.now()
+    due = AlertEmail.objects.filter(
+        Q(status=AlertEmail.Status.PENDING, next_attempt_at__lte=now)
+        | Q(status=AlertEmail.Status.SENDING, next_attempt_at__lte=now - STUCK)
+    ).values_list("pk", "status")
+    sent = 0
+    for pk, status in due:
+        claimed = AlertEmail.objects.filter(pk=pk, status=status).update(
+            status=AlertEmail.Status.SENDING, next_attempt_at=now
+        )
+        if not claimed:
+            continue  # another worker has it
+        email = AlertEmail.objects.select_related("user").get(pk=pk)
+        try:
+            message(email).send()
+        except Exception as exc:  # SMTP errors, refused connections, timeouts: retried later
+            attempts = email.attempts + 1
+            backoff = min(datetime.timedelta(minutes=2 ** min(attempts, 10)), MAX_BACKOFF)
+            AlertEmail.objects.filter(pk=pk).update(
+                status=AlertEmail.Status.PENDING,
+                attempts=attempts,
+                next_attempt_at=now + backoff,
+                last_error=f"{type(exc).__name__}: {exc}"[:1000],
+            )
+            log.warning("alert email %s not sent (attempt %s): %s", pk, attempts, exc)
+            continue
+        AlertEmail.objects.filter(pk=pk).update(
+            status=AlertEmail.Status.SENT, sent_at=timezone.now(), attempts=email.attempts + 1
+        )
+        sent += 1
+    return sent
+
+
+def message(email: AlertEmail) -> EmailMultiAlternatives:
+    """The email, text and HTML. Report strings appear only in the bodies, escaped in HTML;
+    the subject is built from our own words and the domain names, which we validated."""
+    events = list(email.events.select_related("domain").order_by("domain__name", "id"))
+    domains = sorted({event.domain.name for event in events})
+    count = len(events)
+    subject = f"[dmarcdash] {count} new failing source{'s' if count != 1 else ''} for {', '.join(domains)}"
+    context = {"events": events, "user": email.user, "site": settings.SITE_URL.rstrip("/")}
+    text = render_to_string("alerts/new_sources.txt", context)
+    html = render_to_string("alerts/new_sources.html", context)
+    mail = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [email.user.email])
+    mail.attach_alternative(html, "text/html")
+    return mail
+
+
+def run(domains=None) -> int:
+    """Detect on the domains with recent reports, queue and send: the after-ingest job."""
+    recent = timezone.now() - LOOKBACK
+    candidates = domains if domains is not None else Domain.objects.filter(reports__created_at__gte=recent).distinct()
+    events = []
+    for domain in candidates:
+        events += detect(domain)
+    queue(events)
+    return send_due()
