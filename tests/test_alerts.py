@@ -1,0 +1,127 @@
+"""Alert emails about new failing sources, received by a real SMTP listener on 127.0.0.1."""
+
+import datetime
+
+import pytest
+from django.contrib.auth.models import User
+
+from reports import alerts
+from reports.models import AlertEmail, AlertEvent, AlertSubscription, Domain, Membership, Organization
+from tests.builders import record_xml
+from tests.test_dashboard import deliver
+
+pytest_plugins = ["tests.smtpserver"]
+pytestmark = pytest.mark.django_db
+
+CLEAN = "192.0.2.10"
+
+
+def member(organization, name: str, subscribed: bool = True) -> User:
+    user = User.objects.create_user(name, email=f"{name}@example.org", password="x")
+    Membership.objects.create(user=user, organization=organization, role=Membership.Role.ADMIN)
+    if subscribed:
+        AlertSubscription.objects.create(user=user, organization=organization)
+    return user
+
+
+@pytest.fixture
+def acme():
+    """Acme owns example.com; alice and bob subscribed, carol did not. Globex's dave subscribed."""
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    domain = Domain.objects.create(organization=organization, name="example.com")
+    member(organization, "alice")
+    member(organization, "bob")
+    member(organization, "carol", subscribed=False)
+    globex = Organization.objects.create(name="Globex", slug="globex")
+    Domain.objects.create(organization=globex, name="globex.example")
+    member(globex, "dave")
+    deliver([record_xml(ip=CLEAN, count=100), record_xml(ip="198.18.0.1", count=3, dkim="fail", spf="fail")], 3)
+    alerts.run([domain])  # the first run: what already fails is known, not new
+    return Domain.objects.get(pk=domain.pk)
+
+
+def recipients(received) -> list[str]:
+    return sorted(address for item in received for address in item.rcpt_tos)
+
+
+def test_the_first_run_sends_nothing_and_records_the_known_sources(acme, smtp_settings):
+    assert AlertEvent.objects.get().state == AlertEvent.State.BASELINE
+    assert smtp_settings.messages == [] and not AlertEmail.objects.exists()
+
+
+def test_a_new_failing_source_emails_the_subscribed_members_once(acme, smtp_settings):
+    deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
+    assert alerts.run([acme]) == 2
+    received = smtp_settings.wait_for(2)
+    assert recipients(received) == ["alice@example.org", "bob@example.org"]
+    message = received[0].message
+    assert message["Subject"] == "[dmarcdash] 1 new failing source for example.com"
+    text = message.get_body(("plain",)).get_content()
+    assert "203.0.113.66: 12 message(s)" in text and "reporter.example" not in text
+    assert "google.com" in text  # who reported it
+    assert "/domains/example.com/sources/?sort=-failing" in message.get_body(("html",)).get_content()
+    # The same source in a later report is not new.
+    deliver([record_xml(ip="203.0.113.66", count=5, dkim="fail", spf="fail")], 0, suffix="again")
+    assert alerts.run([acme]) == 0
+    assert len(smtp_settings.messages) == 2
+
+
+def test_forty_new_sources_make_one_email_each(acme, smtp_settings):
+    spoofers = [record_xml(ip=f"198.51.{n}.7", count=2, dkim="fail", spf="fail") for n in range(40)]
+    deliver(spoofers, 1, suffix="wave")
+    assert alerts.run([acme]) == 2
+    received = smtp_settings.wait_for(2)
+    assert received[0].message["Subject"] == "[dmarcdash] 40 new failing sources for example.com"
+    assert AlertEvent.objects.filter(state=AlertEvent.State.OPEN).count() == 40
+
+
+def test_an_smtp_outage_delays_the_email_and_it_is_sent_exactly_once(acme, smtp_settings):
+    smtp_settings.stop()
+    deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
+    assert alerts.run([acme]) == 0
+    assert set(AlertEmail.objects.values_list("status", "attempts")) == {("pending", 1)}
+    assert "ConnectionRefusedError" in AlertEmail.objects.first().last_error
+    smtp_settings.start()
+    assert alerts.send_due() == 0  # not due yet: the retry waits its backoff
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=3)
+    assert alerts.send_due(later) == 2
+    assert alerts.send_due(later + datetime.timedelta(hours=2)) == 0
+    assert recipients(smtp_settings.wait_for(2)) == ["alice@example.org", "bob@example.org"]
+    assert set(AlertEmail.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_a_temporary_smtp_failure_is_retried(acme, smtp_settings):
+    smtp_settings.fail_next(1)
+    deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
+    assert alerts.run([acme]) == 1
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(minutes=3)
+    assert alerts.send_due(later) == 1
+    assert recipients(smtp_settings.wait_for(2)) == ["alice@example.org", "bob@example.org"]
+
+
+def test_report_strings_are_escaped_in_html_and_cannot_reach_the_headers(acme, smtp_settings):
+    evil = "x&lt;script&gt;alert(1)&lt;/script&gt;\r\nBcc: victim@example.net"
+    deliver(
+        [record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail", header_from="example.com")],
+        1,
+        org_name=evil,
+        suffix="evil",
+    )
+    assert alerts.run([acme]) == 2
+    received = smtp_settings.wait_for(2)
+    message = received[0].message
+    assert "victim@example.net" not in recipients(received)
+    assert message["Bcc"] is None
+    html = message.get_body(("html",)).get_content()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_members_subscribe_and_unsubscribe_on_their_account_page(client, acme):
+    carol = User.objects.get(username="carol")
+    client.force_login(carol)
+    organization = acme.organization
+    assert "Email me when a new source fails DMARC for Acme" in client.get("/account/").content.decode()
+    client.post("/account/", {"time_zone": "", "alerts": [str(organization.pk)]})
+    assert AlertSubscription.objects.filter(user=carol, organization=organization).exists()
+    client.post("/account/", {"time_zone": ""})
+    assert not AlertSubscription.objects.filter(user=carol).exists()
