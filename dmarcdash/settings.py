@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -232,6 +233,11 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-windows": {"task": "reports.tasks.refresh_windows", "schedule": 600.0, "options": {"expires": 590}},
     # Alert emails that failed wait for their retry time; this sends them when it comes.
     "send-alert-emails": {"task": "reports.tasks.send_alert_emails", "schedule": 60.0, "options": {"expires": 55}},
+    "send-weekly-digests": {
+        "task": "reports.tasks.send_weekly_digests",
+        "schedule": crontab(hour=7, minute=0, day_of_week=1),  # Mondays, 07:00 UTC
+        "options": {"expires": 3600},
+    },
 }
 
 if REDIS_URL:

@@ -180,9 +180,76 @@ def send_due(now: datetime.datetime | None = None) -> int:
     return sent
 
 
+def digest_context(user, now: datetime.datetime) -> dict:
+    """The weekly digest of one user: per subscribed domain, the last 7 UTC days against the 7
+    before (volume, pass rate), the new failing sources, the rollout stage and the next step."""
+    from . import rollout, stats
+    from .models import PolicyPlan
+
+    today = now.astimezone(datetime.UTC).date()
+    week = stats.Period(today - datetime.timedelta(days=7), today - datetime.timedelta(days=1))
+    before = stats.Period(today - datetime.timedelta(days=14), today - datetime.timedelta(days=8))
+    domains = Domain.objects.filter(organization__alert_subscriptions__user=user).distinct().order_by("name")
+    rows = []
+    for domain in domains:
+        this, last = stats.summary(domain, week, stats.Filters()), stats.summary(domain, before, stats.Filters())
+        plan = PolicyPlan.objects.filter(domain=domain).first()
+        stage = rollout.BY_KEY.get(plan.stage, rollout.PARKED) if plan else None
+        following = (None if plan.stage == rollout.PARKED.key else rollout.PARKED) if plan and plan.parked else None
+        following = following or (rollout.next_of(plan.stage) if plan else rollout.STAGES[1])
+        new = AlertEvent.objects.filter(
+            domain=domain, state=AlertEvent.State.OPEN, created_at__gte=now - datetime.timedelta(days=7)
+        )
+        rows.append(
+            {
+                "domain": domain,
+                "messages": this["messages"],
+                "change": (this["messages"] - last["messages"]) / last["messages"] if last["messages"] else None,
+                "passing_rate": this["passing_rate"],
+                "rate_change": this["passing_rate"] - last["passing_rate"]
+                if this["passing_rate"] is not None and last["passing_rate"] is not None
+                else None,
+                "new_sources": new.count(),
+                "new_titles": [event.evidence.get("source", "") for event in new[:5]],
+                "stage": stage.label if stage else "not started (monitor)",
+                "next": following.label if following else "",
+                "ready": bool(plan and (plan.readiness or {}).get("ready")),
+            }
+        )
+    return {"user": user, "rows": rows, "week": week, "site": settings.SITE_URL.rstrip("/")}
+
+
+def queue_digests(now: datetime.datetime | None = None) -> list[AlertEmail]:
+    """One digest a week per subscribed user; queueing twice in a week adds nothing."""
+    now = now or timezone.now()
+    year, number, _ = now.astimezone(datetime.UTC).isocalendar()
+    users = AlertSubscription.objects.values_list("user", flat=True).distinct()
+    created = []
+    for user_id in users:
+        email, new = AlertEmail.objects.get_or_create(
+            user_id=user_id,
+            key=f"digest:{year}-W{number:02d}",
+            defaults={"kind": AlertEmail.Kind.DIGEST, "next_attempt_at": now},
+        )
+        if new:
+            created.append(email)
+    return created
+
+
 def message(email: AlertEmail) -> EmailMultiAlternatives:
     """The email, text and HTML. Report strings appear only in the bodies, escaped in HTML;
     the subject is built from our own words and the domain names, which we validated."""
+    if email.kind == AlertEmail.Kind.DIGEST:
+        context = digest_context(email.user, email.created_at)
+        subject = f"[dmarcdash] Your week: {context['week'].start} to {context['week'].end}"
+        mail = EmailMultiAlternatives(
+            subject,
+            render_to_string("alerts/digest.txt", context),
+            settings.DEFAULT_FROM_EMAIL,
+            [email.user.email],
+        )
+        mail.attach_alternative(render_to_string("alerts/digest.html", context), "text/html")
+        return mail
     events = list(email.events.select_related("domain").order_by("domain__name", "id"))
     domains = sorted({event.domain.name for event in events})
     count = len(events)

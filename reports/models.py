@@ -746,8 +746,14 @@ class AlertEmail(models.Model):
         SENDING = "sending", "Being sent"
         SENT = "sent", "Sent"
 
+    class Kind(models.TextChoices):
+        EVENTS = "events", "Alert"
+        DIGEST = "digest", "Weekly digest"
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_emails")
-    events = models.ManyToManyField(AlertEvent, related_name="emails")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EVENTS)
+    key = models.CharField(max_length=40, blank=True, help_text="digests: the week, so each is sent once")
+    events = models.ManyToManyField(AlertEvent, related_name="emails", blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(db_index=True)
@@ -755,5 +761,10 @@ class AlertEmail(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], condition=~Q(key=""), name="one_email_per_user_and_key")
+        ]
+
     def __str__(self) -> str:
-        return f"to {self.user} ({self.status})"
+        return f"{self.kind} to {self.user} ({self.status})"

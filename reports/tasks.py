@@ -51,3 +51,10 @@ def refresh_windows() -> int:
 def send_alert_emails() -> int:
     """Send the alert emails that are due, retries included (beat runs this every minute)."""
     return alerts.send_due()
+
+
+@shared_task(ignore_result=True)
+def send_weekly_digests() -> int:
+    """Queue this week's digest for every subscriber (once a week, whatever runs it) and send."""
+    alerts.queue_digests()
+    return alerts.send_due()

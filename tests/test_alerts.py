@@ -125,3 +125,34 @@ def test_members_subscribe_and_unsubscribe_on_their_account_page(client, acme):
     assert AlertSubscription.objects.filter(user=carol, organization=organization).exists()
     client.post("/account/", {"time_zone": ""})
     assert not AlertSubscription.objects.filter(user=carol).exists()
+
+
+def test_the_weekly_digest_compares_the_week_with_the_one_before(acme, smtp_settings):
+    from django.utils import timezone
+
+    from reports.models import PolicyPlan
+
+    for days_ago in range(8, 15):
+        deliver([record_xml(ip=CLEAN, count=100)], days_ago, suffix="before")
+    for days_ago in range(1, 8):
+        deliver([record_xml(ip=CLEAN, count=120), record_xml(ip="203.0.113.9", count=5, dkim="fail", spf="fail")],
+                days_ago, suffix="week")  # fmt: skip
+    alerts.run([acme])
+    PolicyPlan.objects.create(domain=acme, stage="quarantine-testing", stage_started_at=timezone.now())
+    alice = User.objects.get(username="alice")
+    context = alerts.digest_context(alice, timezone.now())
+    (row,) = context["rows"]
+    # The week: 7 x 125 = 875 messages, plus the 3 failing of day 3 from the first report (day 3 is in it).
+    assert row["messages"] == 7 * 125 + 103
+    assert row["new_sources"] == 1 and row["new_titles"] == ["203.0.113.0/24"]
+    assert (row["stage"], row["next"]) == ("S2 Quarantine, testing mode", "S3 Quarantine 25%")
+    assert len(alerts.queue_digests()) == 3 and alerts.queue_digests() == []  # alice, bob, dave: once a week
+    smtp_settings.clear()
+    assert alerts.send_due() == 3
+    (to_alice,) = [item for item in smtp_settings.wait_for(3) if item.rcpt_tos == ["alice@example.org"]]
+    message = to_alice.message
+    text = message.get_body(("plain",)).get_content()
+    assert "example.com" in text and "New failing sources: 1" in text and "- 203.0.113.0/24" in text
+    assert "Rollout: S2 Quarantine, testing mode; next: S3 Quarantine 25% (not ready yet)" in text
+    html = message.get_body(("html",)).get_content()
+    assert "<td>1<br>203.0.113.0/24</td>" in html and "S2 Quarantine, testing mode" in html

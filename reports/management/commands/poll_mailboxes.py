@@ -48,5 +48,7 @@ class Command(BaseCommand):
             # ... and where the dashboard's per-source windows, the rollout readiness and alerts catch up.
             refreshed = windows.refresh_stale()
             readiness.refresh_stale()
+            if time.gmtime().tm_wday == 0:  # Mondays: this week's digests (queued once a week)
+                alerts.queue_digests()
             alerts.run() if refreshed else alerts.send_due()
             time.sleep(interval)
