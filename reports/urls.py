@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import account, api, dashboard, exports, intake, policy, reports
+from .views import account, alerts, api, dashboard, exports, intake, policy, reports
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -26,6 +26,8 @@ urlpatterns = [
     path("reports/<int:report_id>/report.xml", reports.report_raw, name="report-raw"),
     path("reports/<int:report_id>/records.csv", exports.report_records_csv, name="export-report-records"),
     path("account/", account.account, name="account"),
+    path("alerts/", alerts.alert_list, name="alerts"),
+    path("alerts/<int:event_id>/acknowledge/", alerts.acknowledge, name="alert-acknowledge"),
     path("upload/", intake.upload, name="upload"),
     path("ingestion/", intake.ingestion, name="ingestion"),
     path("ingestion/<int:intake_id>/replay/", intake.replay, name="replay"),

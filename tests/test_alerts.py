@@ -156,3 +156,18 @@ def test_the_weekly_digest_compares_the_week_with_the_one_before(acme, smtp_sett
     assert "Rollout: S2 Quarantine, testing mode; next: S3 Quarantine 25% (not ready yet)" in text
     html = message.get_body(("html",)).get_content()
     assert "<td>1<br>203.0.113.0/24</td>" in html and "S2 Quarantine, testing mode" in html
+
+
+def test_the_alerts_page_lists_events_and_managers_acknowledge_them(client, acme, smtp_settings):
+    deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
+    alerts.run([acme])
+    client.force_login(User.objects.get(username="alice"))
+    page = client.get("/alerts/").content.decode()
+    assert "New failing source for example.com: 203.0.113.0/24" in page
+    assert "198.18.0.0/24" not in page  # known before alerts began
+    event = AlertEvent.objects.get(state=AlertEvent.State.OPEN)
+    client.post(f"/alerts/{event.pk}/acknowledge/")
+    event.refresh_from_db()
+    assert event.state == AlertEvent.State.ACKNOWLEDGED
+    client.force_login(User.objects.get(username="dave"))
+    assert "example.com" not in client.get("/alerts/").content.decode()

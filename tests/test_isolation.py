@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from reports.ingest import ingest_bytes
-from reports.models import ApiToken, Domain, Intake, Membership, Organization, Sender, SourceIP
+from reports.models import AlertEvent, ApiToken, Domain, Intake, Membership, Organization, Sender, SourceIP
 from tests.builders import record_xml, report_xml
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -46,6 +46,8 @@ RULES = {
     "report-raw": "404",
     "export-report-records": "404",
     "account": "list",
+    "alerts": "list",
+    "alert-acknowledge": "post404",
     "upload": "list",
     "ingestion": "list",
     "replay": "post404",
@@ -86,6 +88,7 @@ def acme():
     )
     sender = Sender.objects.create(organization=organization, slug="acme-private", name="Acme private relay")
     SourceIP.objects.create(ip=SECRET_IP, ptr="relay.example.com", sender=sender)
+    event = AlertEvent.objects.create(domain=domain, kind="new-failing-source", key="k", title="Acme alert")
     return {
         "name": domain.name,
         "ip": SECRET_IP,
@@ -93,6 +96,7 @@ def acme():
         "report_id": domain.reports.get().pk,
         "intake_id": Intake.objects.get().pk,
         "direction": "advance",
+        "event_id": event.pk,
     }
 
 
