@@ -21,7 +21,7 @@ from django.db.models import Max, Min, Q, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from .models import AlertEmail, AlertEvent, AlertSubscription, DailySource, Domain, Membership, Record
+from .models import AlertEmail, AlertEvent, AlertSubscription, DailySource, Domain, Membership, Record, Report
 from .readiness import Classifier
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ LOOKBACK = datetime.timedelta(days=7)
 MAX_IPS = 10
 STUCK = datetime.timedelta(minutes=10)  # a "sending" email older than this was cut off mid-send
 MAX_BACKOFF = datetime.timedelta(hours=1)
+STOPPED_AFTER = datetime.timedelta(days=3)
+STOPPED_MIN_REPORTS = 5
 
 
 def detect(domain: Domain, now: datetime.datetime | None = None) -> list[AlertEvent]:
@@ -253,7 +255,10 @@ def message(email: AlertEmail) -> EmailMultiAlternatives:
     events = list(email.events.select_related("domain").order_by("domain__name", "id"))
     domains = sorted({event.domain.name for event in events})
     count = len(events)
-    subject = f"[dmarcdash] {count} new failing source{'s' if count != 1 else ''} for {', '.join(domains)}"
+    if all(event.kind == AlertEvent.Kind.NEW_FAILING_SOURCE for event in events):
+        subject = f"[dmarcdash] {count} new failing source{'s' if count != 1 else ''} for {', '.join(domains)}"
+    else:
+        subject = f"[dmarcdash] {count} alert{'s' if count != 1 else ''} for {', '.join(domains)}"
     context = {"events": events, "user": email.user, "site": settings.SITE_URL.rstrip("/")}
     text = render_to_string("alerts/new_sources.txt", context)
     html = render_to_string("alerts/new_sources.html", context)
@@ -262,12 +267,52 @@ def message(email: AlertEmail) -> EmailMultiAlternatives:
     return mail
 
 
+def reports_stopped(now: datetime.datetime | None = None) -> list[AlertEvent]:
+    """Domains whose reports stopped: none for STOPPED_AFTER, when several came the month before."""
+    now = now or timezone.now()
+    created = []
+    latest = Report.objects.filter(domain__isnull=False).values("domain").annotate(last=Max("created_at"))
+    for row in latest.filter(last__lt=now - STOPPED_AFTER):
+        earlier = Report.objects.filter(
+            domain_id=row["domain"], created_at__gte=row["last"] - datetime.timedelta(days=30)
+        ).count()
+        if earlier < STOPPED_MIN_REPORTS:
+            continue
+        domain = Domain.objects.get(pk=row["domain"])
+        event, new = AlertEvent.objects.get_or_create(
+            domain=domain,
+            kind=AlertEvent.Kind.REPORTS_STOPPED,
+            key=f"after:{row['last'].isoformat()}",  # one event per silence
+            defaults={
+                "title": f"No reports for {domain.name} since {row['last']:%Y-%m-%d %H:%M} UTC",
+                "evidence": {
+                    "note": f"{earlier} reports arrived in the 30 days before. Check the rua mailbox "
+                    f"and that _dmarc.{domain.name} still names it."
+                },  # fmt: skip
+            },
+        )
+        if new:
+            created.append(event)
+    return created
+
+
+def raised_elsewhere(now: datetime.datetime) -> list[AlertEvent]:
+    """Open events other modules recorded (a rollback signal) that nobody was emailed about yet."""
+    return list(
+        AlertEvent.objects.filter(state=AlertEvent.State.OPEN, emails__isnull=True, created_at__gte=now - LOOKBACK)
+        .exclude(kind=AlertEvent.Kind.NEW_FAILING_SOURCE)
+        .select_related("domain")
+    )
+
+
 def run(domains=None) -> int:
     """Detect on the domains with recent reports, queue and send: the after-ingest job."""
-    recent = timezone.now() - LOOKBACK
-    candidates = domains if domains is not None else Domain.objects.filter(reports__created_at__gte=recent).distinct()
+    now = timezone.now()
+    if domains is None:
+        domains = Domain.objects.filter(reports__created_at__gte=now - LOOKBACK).distinct()
     events = []
-    for domain in candidates:
+    for domain in domains:
         events += detect(domain)
-    queue(events)
+    reports_stopped(now)
+    queue(events + raised_elsewhere(now))
     return send_due()

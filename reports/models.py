@@ -716,6 +716,8 @@ class AlertEvent(models.Model):
 
     class Kind(models.TextChoices):
         NEW_FAILING_SOURCE = "new-failing-source", "New failing source"
+        ROLLBACK = "rollback", "Rollback advised"
+        REPORTS_STOPPED = "reports-stopped", "Reports stopped"
 
     class State(models.TextChoices):
         BASELINE = "baseline", "Known before alerts began (not sent)"

@@ -171,3 +171,34 @@ def test_the_alerts_page_lists_events_and_managers_acknowledge_them(client, acme
     assert event.state == AlertEvent.State.ACKNOWLEDGED
     client.force_login(User.objects.get(username="dave"))
     assert "example.com" not in client.get("/alerts/").content.decode()
+
+
+def test_a_rollback_signal_and_stopped_reports_are_emailed_too(acme, smtp_settings):
+    from django.utils import timezone
+
+    from reports import readiness
+    from reports.models import DomainSender, PolicyPlan, Report, Sender
+
+    own = Sender.objects.create(organization=acme.organization, slug="own", name="Own", networks=["192.0.2.0/28"])
+    DomainSender.objects.create(domain=acme, sender=own)
+    PolicyPlan.objects.create(domain=acme, stage="reject", stage_started_at=timezone.now() - datetime.timedelta(days=2))
+    deliver([record_xml(ip=CLEAN, count=500, dkim="fail", spf="fail")], 1, suffix="broken")
+    import dns.resolver
+
+    class NoSubdomains:
+        def resolve(self, name, rdtype, **kwargs):
+            raise dns.resolver.NoAnswer()
+
+    readiness.refresh(acme, resolver=NoSubdomains())
+    # Reports also stopped for globex.example, which used to get them daily.
+    globex = Domain.objects.get(name="globex.example")
+    for days_ago in range(10, 20):
+        deliver([record_xml(count=1)], days_ago, domain="globex.example", suffix="g")
+    Report.objects.filter(domain=globex).update(created_at=timezone.now() - datetime.timedelta(days=5))
+    alerts.run([acme])
+    kinds = set(AlertEvent.objects.filter(state="open").values_list("kind", flat=True))
+    assert kinds == {"new-failing-source", "rollback", "reports-stopped"}  # the own servers fail too
+    by_rcpt = {tuple(item.rcpt_tos): item.message for item in smtp_settings.wait_for(3)}
+    assert "Roll back advised for example.com" in by_rcpt[("alice@example.org",)].get_body(("plain",)).get_content()
+    assert "No reports for globex.example since" in by_rcpt[("dave@example.org",)].get_body(("plain",)).get_content()
+    assert alerts.run([acme]) == 0  # each once
