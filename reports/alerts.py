@@ -31,6 +31,8 @@ STUCK = datetime.timedelta(minutes=10)  # a "sending" email older than this was 
 MAX_BACKOFF = datetime.timedelta(hours=1)
 STOPPED_AFTER = datetime.timedelta(days=3)
 STOPPED_MIN_REPORTS = 5
+SPIKE_FACTOR = 3  # a spike: failing volume at least this many times the usual ...
+SPIKE_MIN_MESSAGES = 100  # ... and at least this many messages
 
 
 def detect(domain: Domain, now: datetime.datetime | None = None) -> list[AlertEvent]:
@@ -255,7 +257,7 @@ def message(email: AlertEmail) -> EmailMultiAlternatives:
     events = list(email.events.select_related("domain").order_by("domain__name", "id"))
     domains = sorted({event.domain.name for event in events})
     count = len(events)
-    if all(event.kind == AlertEvent.Kind.NEW_FAILING_SOURCE for event in events):
+    if all(event.kind == AlertEvent.Kind.NEW_FAILING_SOURCE for event in events):  # the usual case
         subject = f"[dmarcdash] {count} new failing source{'s' if count != 1 else ''} for {', '.join(domains)}"
     else:
         subject = f"[dmarcdash] {count} alert{'s' if count != 1 else ''} for {', '.join(domains)}"
@@ -265,6 +267,87 @@ def message(email: AlertEmail) -> EmailMultiAlternatives:
     mail = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [email.user.email])
     mail.attach_alternative(html, "text/html")
     return mail
+
+
+def _daily_failing(domain: Domain, start: datetime.date, end: datetime.date) -> dict:
+    rows = (
+        DailySource.objects.filter(domain=domain, day__gte=start, day__lte=end)
+        .values("day")
+        .annotate(failing=Sum("messages", filter=~Q(dkim="pass") & ~Q(spf="pass"), default=0), messages=Sum("messages"))
+    )
+    return {row["day"]: row for row in rows}
+
+
+def failure_spike(domain: Domain, now: datetime.datetime | None = None) -> AlertEvent | None:
+    """Yesterday's failing volume well above the domain's own baseline (the 14 days before)."""
+    now = now or timezone.now()
+    day = now.astimezone(datetime.UTC).date() - datetime.timedelta(days=1)
+    days = _daily_failing(domain, day - datetime.timedelta(days=14), day)
+    today = days.get(day, {}).get("failing", 0)
+    history = sorted(days.get(day - datetime.timedelta(days=n), {}).get("failing", 0) for n in range(1, 15))
+    baseline = history[len(history) // 2]
+    if today < SPIKE_MIN_MESSAGES or today < SPIKE_FACTOR * max(baseline, 1):
+        return None
+    event, new = AlertEvent.objects.get_or_create(
+        domain=domain,
+        kind=AlertEvent.Kind.FAILURE_SPIKE,
+        key=f"day:{day.isoformat()}",
+        defaults={
+            "title": f"Failing mail for {domain.name} jumped to {today:,} messages on {day}",
+            "evidence": {
+                "note": f"The median of the 14 days before was {baseline:,} a day. "
+                "The Sources tab, sorted by failing, shows who sent it."
+            },  # fmt: skip
+        },
+    )
+    return event if new else None
+
+
+def authorised_failing(domain: Domain, classifier: Classifier, now: datetime.datetime) -> list[AlertEvent]:
+    """Authorised senders that passed last week and fail now (a DKIM key removed, an SPF include lost)."""
+    today = now.astimezone(datetime.UTC).date()
+    recent_start, week_start = today - datetime.timedelta(days=2), today - datetime.timedelta(days=9)
+
+    def per_source(start, end) -> dict:
+        rows = (
+            DailySource.objects.filter(domain=domain, day__gte=start, day__lte=end)
+            .values("source_ip")
+            .annotate(passing=Sum("messages", filter=Q(dkim="pass") | Q(spf="pass"), default=0))
+            .annotate(messages=Sum("messages"))
+        )
+        rows = list(rows)
+        classifier.load([row["source_ip"] for row in rows])
+        groups: dict = {}
+        for row in rows:
+            key, label, authorised = classifier.source(row["source_ip"])
+            if authorised:
+                group = groups.setdefault(key, {"label": label, "messages": 0, "passing": 0})
+                group["messages"] += row["messages"]
+                group["passing"] += row["passing"]
+        return groups
+
+    before, recent = per_source(week_start, recent_start - datetime.timedelta(days=1)), per_source(recent_start, today)
+    created = []
+    for key, group in recent.items():
+        failing = group["messages"] - group["passing"]
+        earlier = before.get(key)
+        if failing < SPIKE_MIN_MESSAGES or not earlier or earlier["passing"] < 0.99 * earlier["messages"]:
+            continue
+        event, new = AlertEvent.objects.get_or_create(
+            domain=domain,
+            kind=AlertEvent.Kind.AUTHORISED_FAILING,
+            key=f"{key}:{recent_start.isoformat()}",
+            defaults={
+                "title": f"{group['label']} (authorised) started failing DMARC for {domain.name}",
+                "evidence": {
+                    "note": f"{failing:,} of its {group['messages']:,} messages failed in the last 3 days; "
+                    "the week before it passed. Check its DKIM key and SPF include."
+                },  # fmt: skip
+            },
+        )
+        if new:
+            created.append(event)
+    return created
 
 
 def reports_stopped(now: datetime.datetime | None = None) -> list[AlertEvent]:
@@ -313,6 +396,10 @@ def run(domains=None) -> int:
     events = []
     for domain in domains:
         events += detect(domain)
+        spike = failure_spike(domain, now)
+        events += [spike] if spike else []
+        events += authorised_failing(domain, Classifier(domain), now)
     reports_stopped(now)
-    queue(events + raised_elsewhere(now))
+    unique = {event.pk: event for event in events + raised_elsewhere(now)}
+    queue(list(unique.values()))
     return send_due()

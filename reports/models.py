@@ -718,6 +718,8 @@ class AlertEvent(models.Model):
         NEW_FAILING_SOURCE = "new-failing-source", "New failing source"
         ROLLBACK = "rollback", "Rollback advised"
         REPORTS_STOPPED = "reports-stopped", "Reports stopped"
+        FAILURE_SPIKE = "failure-spike", "Failure spike"
+        AUTHORISED_FAILING = "authorised-failing", "Authorised sender failing"
 
     class State(models.TextChoices):
         BASELINE = "baseline", "Known before alerts began (not sent)"

@@ -197,8 +197,29 @@ def test_a_rollback_signal_and_stopped_reports_are_emailed_too(acme, smtp_settin
     Report.objects.filter(domain=globex).update(created_at=timezone.now() - datetime.timedelta(days=5))
     alerts.run([acme])
     kinds = set(AlertEvent.objects.filter(state="open").values_list("kind", flat=True))
-    assert kinds == {"new-failing-source", "rollback", "reports-stopped"}  # the own servers fail too
+    # The own servers failing is also a new failing source, a spike and an authorised sender failing.
+    assert {"new-failing-source", "rollback", "reports-stopped"} <= kinds
     by_rcpt = {tuple(item.rcpt_tos): item.message for item in smtp_settings.wait_for(3)}
     assert "Roll back advised for example.com" in by_rcpt[("alice@example.org",)].get_body(("plain",)).get_content()
     assert "No reports for globex.example since" in by_rcpt[("dave@example.org",)].get_body(("plain",)).get_content()
+    assert alerts.run([acme]) == 0  # each once
+
+
+def test_a_failure_spike_and_an_authorised_sender_starting_to_fail_are_reported(acme, smtp_settings):
+    from reports.models import DomainSender, Sender
+
+    own = Sender.objects.create(organization=acme.organization, slug="own", name="Own", networks=["192.0.2.0/28"])
+    DomainSender.objects.create(domain=acme, sender=own)
+    for days_ago in range(2, 16):
+        deliver([record_xml(ip=CLEAN, count=100), record_xml(ip="198.18.0.1", count=5, dkim="fail", spf="fail")],
+                days_ago, suffix="usual")  # fmt: skip
+    # Yesterday the own servers' DKIM broke: 400 of their messages fail, against 5 a day before.
+    deliver([record_xml(ip=CLEAN, count=400, dkim="fail", spf="fail")], 1, suffix="broken")
+    alerts.run([acme])
+    titles = sorted(AlertEvent.objects.filter(state="open").values_list("kind", "title"))
+    kinds = [kind for kind, _ in titles]
+    assert "failure-spike" in kinds and "authorised-failing" in kinds
+    spike = AlertEvent.objects.get(kind="failure-spike")
+    assert "jumped to 400 messages" in spike.title and "median of the 14 days before was 5" in spike.evidence["note"]
+    assert AlertEvent.objects.get(kind="authorised-failing").title.startswith("Own 192.0.2.0/24 (authorised)")
     assert alerts.run([acme]) == 0  # each once
