@@ -21,7 +21,17 @@ from django.db.models import Max, Min, Q, Sum
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from .models import AlertEmail, AlertEvent, AlertSubscription, DailySource, Domain, Membership, Record, Report
+from .models import (
+    AlertEmail,
+    AlertEvent,
+    AlertMute,
+    AlertSubscription,
+    DailySource,
+    Domain,
+    Membership,
+    Record,
+    Report,
+)
 from .readiness import Classifier
 
 log = logging.getLogger(__name__)
@@ -134,8 +144,17 @@ def subscribers(event: AlertEvent):
         yield subscription.user
 
 
+def muted(event: AlertEvent, now: datetime.datetime) -> bool:
+    return AlertMute.objects.filter(domain=event.domain_id, until__gt=now).filter(Q(key="") | Q(key=event.key)).exists()
+
+
 def queue(events: list[AlertEvent], now: datetime.datetime | None = None) -> list[AlertEmail]:
-    """Record one email per recipient listing all of their events (before anything is sent)."""
+    """Record one email per recipient listing all of their events (before anything is sent).
+    Events of a muted domain or source are kept, marked muted, and not sent."""
+    now = now or timezone.now()
+    silenced = [event for event in events if muted(event, now)]
+    AlertEvent.objects.filter(pk__in=[event.pk for event in silenced]).update(state=AlertEvent.State.MUTED)
+    events = [event for event in events if event not in silenced]
     per_user: dict = {}
     for event in events:
         for user in subscribers(event):
@@ -143,7 +162,7 @@ def queue(events: list[AlertEvent], now: datetime.datetime | None = None) -> lis
     emails = []
     with transaction.atomic():
         for user, user_events in per_user.values():
-            email = AlertEmail.objects.create(user=user, next_attempt_at=now or timezone.now())
+            email = AlertEmail.objects.create(user=user, next_attempt_at=now)
             email.events.set(user_events)
             emails.append(email)
     return emails

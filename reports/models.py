@@ -725,6 +725,7 @@ class AlertEvent(models.Model):
         BASELINE = "baseline", "Known before alerts began (not sent)"
         OPEN = "open", "Open"
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        MUTED = "muted", "Muted (not sent)"
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="alert_events")
     kind = models.CharField(max_length=30, choices=Kind.choices)
@@ -772,3 +773,16 @@ class AlertEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.user} ({self.status})"
+
+
+class AlertMute(models.Model):
+    """Silence: no emails about a domain, or one of its sources, until a time."""
+
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="alert_mutes")
+    key = models.CharField(max_length=200, blank=True, help_text="an event's key (e.g. a source); empty: the domain")
+    until = models.DateTimeField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.domain} {self.key or '(all)'} muted until {self.until}"

@@ -28,6 +28,7 @@ urlpatterns = [
     path("account/", account.account, name="account"),
     path("alerts/", alerts.alert_list, name="alerts"),
     path("alerts/<int:event_id>/acknowledge/", alerts.acknowledge, name="alert-acknowledge"),
+    path("alerts/<int:event_id>/mute/", alerts.mute, name="alert-mute"),
     path("upload/", intake.upload, name="upload"),
     path("ingestion/", intake.ingestion, name="ingestion"),
     path("ingestion/<int:intake_id>/replay/", intake.replay, name="replay"),

@@ -223,3 +223,20 @@ def test_a_failure_spike_and_an_authorised_sender_starting_to_fail_are_reported(
     assert "jumped to 400 messages" in spike.title and "median of the 14 days before was 5" in spike.evidence["note"]
     assert AlertEvent.objects.get(kind="authorised-failing").title.startswith("Own 192.0.2.0/24 (authorised)")
     assert alerts.run([acme]) == 0  # each once
+
+
+def test_a_muted_source_or_domain_is_recorded_but_not_emailed(client, acme, smtp_settings):
+    deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
+    alerts.run([acme])
+    smtp_settings.wait_for(2)
+    client.force_login(User.objects.get(username="alice"))
+    event = AlertEvent.objects.get(state=AlertEvent.State.OPEN)
+    client.post(f"/alerts/{event.pk}/mute/", {"days": "7", "scope": "domain"})
+    event.refresh_from_db()
+    assert event.state == AlertEvent.State.MUTED
+    deliver([record_xml(ip="198.51.100.99", count=12, dkim="fail", spf="fail")], 0, suffix="more")
+    assert alerts.run([acme]) == 0
+    assert len(smtp_settings.messages) == 2
+    assert AlertEvent.objects.get(key__contains="198.51.100").state == AlertEvent.State.MUTED
+    client.force_login(User.objects.get(username="dave"))  # another organization: not found
+    assert client.post(f"/alerts/{event.pk}/mute/", {"days": "7"}).status_code == 404

@@ -48,6 +48,7 @@ RULES = {
     "account": "list",
     "alerts": "list",
     "alert-acknowledge": "post404",
+    "alert-mute": "post404",
     "upload": "list",
     "ingestion": "list",
     "replay": "post404",

@@ -1,12 +1,15 @@
 """The alerts page: every event of the user's domains with its state; managers acknowledge."""
 
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ..models import AlertEvent, Domain, Membership, Organization
+from ..models import AlertEvent, AlertMute, Domain, Membership, Organization
 from ..stats import PAGE_SIZE
 
 
@@ -35,4 +38,22 @@ def acknowledge(request, event_id: int):
     if not (request.user.is_superuser or managed.exists()):
         raise Http404("only owners and admins acknowledge alerts")
     AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(state=AlertEvent.State.ACKNOWLEDGED)
+    return redirect("alerts")
+
+
+@login_required
+@require_POST
+def mute(request, event_id: int):
+    """Mute the event's source (or with ``scope=domain`` its whole domain) for ``days`` days."""
+    event = get_object_or_404(AlertEvent.objects.filter(domain__in=Domain.objects.for_user(request.user)), pk=event_id)
+    managed = Organization.objects.for_user(request.user, Membership.MANAGERS).filter(pk=event.domain.organization_id)
+    if not (request.user.is_superuser or managed.exists()):
+        raise Http404("only owners and admins mute alerts")
+    days = request.POST.get("days", "7")
+    days = int(days) if days.isdigit() and 0 < int(days) <= 365 else 7
+    key = "" if request.POST.get("scope") == "domain" else event.key
+    AlertMute.objects.create(
+        domain=event.domain, key=key, until=timezone.now() + timedelta(days=days), user=request.user
+    )
+    AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(state=AlertEvent.State.MUTED)
     return redirect("alerts")
