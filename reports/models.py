@@ -696,7 +696,7 @@ class AlertSubscription(models.Model):
 
     class Mode(models.TextChoices):
         IMMEDIATE = "immediate", "As they happen"
-        DIGEST = "digest", "In a daily digest"
+        DIGEST = "digest", "Only in the weekly digest"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="alert_subscriptions")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alert_subscriptions")

@@ -240,3 +240,16 @@ def test_a_muted_source_or_domain_is_recorded_but_not_emailed(client, acme, smtp
     assert AlertEvent.objects.get(key__contains="198.51.100").state == AlertEvent.State.MUTED
     client.force_login(User.objects.get(username="dave"))  # another organization: not found
     assert client.post(f"/alerts/{event.pk}/mute/", {"days": "7"}).status_code == 404
+
+
+def test_members_choose_the_kinds_and_the_digest_only_mode(client, acme, smtp_settings):
+    carol = User.objects.get(username="carol")
+    client.force_login(carol)
+    pk = str(acme.organization.pk)
+    client.post("/account/", {"time_zone": "", "alerts": [pk], f"mode-{pk}": "digest", f"kinds-{pk}": ["rollback"]})
+    subscription = AlertSubscription.objects.get(user=carol)
+    assert (subscription.mode, subscription.kinds) == ("digest", ["rollback"])
+    deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
+    alerts.run([acme])
+    assert "carol@example.org" not in recipients(smtp_settings.wait_for(2))
+    assert any(email.user == carol for email in alerts.queue_digests())

@@ -10,7 +10,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from ..models import AlertSubscription, Organization, Profile
+from ..models import AlertEvent, AlertSubscription, Organization, Profile
 
 
 @cache
@@ -36,15 +36,33 @@ def account(request):
         # One checkbox per organization the user belongs to: email me its alerts.
         wanted = set(request.POST.getlist("alerts"))
         for organization in organizations:
-            if str(organization.pk) in wanted:
-                AlertSubscription.objects.get_or_create(user=request.user, organization=organization)
-            else:
+            if str(organization.pk) not in wanted:
                 AlertSubscription.objects.filter(user=request.user, organization=organization).delete()
+                continue
+            mode = request.POST.get(f"mode-{organization.pk}", AlertSubscription.Mode.IMMEDIATE)
+            kinds = [
+                kind for kind in request.POST.getlist(f"kinds-{organization.pk}") if kind in AlertEvent.Kind.values
+            ]
+            AlertSubscription.objects.update_or_create(
+                user=request.user,
+                organization=organization,
+                defaults={
+                    "mode": mode if mode in AlertSubscription.Mode.values else AlertSubscription.Mode.IMMEDIATE,
+                    # All kinds ticked is the same as none chosen: every kind, new ones included.
+                    "kinds": [] if set(kinds) == set(AlertEvent.Kind.values) else kinds,
+                },
+            )
         messages.success(request, "Saved.")
         return redirect("account")
-    subscribed = set(AlertSubscription.objects.filter(user=request.user).values_list("organization", flat=True))
-    choices = [(organization, organization.pk in subscribed) for organization in organizations]
-    return render(request, "reports/account.html", {"form": form, "alert_choices": choices})
+    subscriptions = {s.organization_id: s for s in AlertSubscription.objects.filter(user=request.user)}
+    choices = [(organization, subscriptions.get(organization.pk)) for organization in organizations]
+    context = {
+        "form": form,
+        "alert_choices": choices,
+        "kinds": AlertEvent.Kind.choices,
+        "modes": AlertSubscription.Mode.choices,
+    }
+    return render(request, "reports/account.html", context)
 
 
 def login(request):
