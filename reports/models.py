@@ -720,6 +720,7 @@ class AlertEvent(models.Model):
         REPORTS_STOPPED = "reports-stopped", "Reports stopped"
         FAILURE_SPIKE = "failure-spike", "Failure spike"
         AUTHORISED_FAILING = "authorised-failing", "Authorised sender failing"
+        RECORD_CHANGED = "record-changed", "DMARC record changed or broken"
 
     class State(models.TextChoices):
         BASELINE = "baseline", "Known before alerts began (not sent)"

@@ -95,6 +95,10 @@ def test_an_owner_walks_a_domain_from_monitor_to_reject(client, owner, dns_zone)
         readiness.refresh(owner)
     assert walked == ["quarantine-testing", "quarantine-25", "quarantine-50", "quarantine", "reject-testing", "reject"]
     assert zone_records[-1] == f"v=DMARC1; p=reject; rua={RUA}"
+    # Each published change was seen by a check: the alerts tell the other members.
+    from reports.models import AlertEvent
+
+    assert AlertEvent.objects.filter(kind=AlertEvent.Kind.RECORD_CHANGED).count() == len(walked)
     history = list(PolicyEvent.objects.filter(kind=PolicyEvent.Kind.ADVANCED).order_by("at"))
     assert [event.to_stage for event in history] == walked
     assert all(event.user.username == "olivia" and event.metrics for event in history)
@@ -156,3 +160,14 @@ def test_viewers_see_the_plan_but_cannot_change_it(client, owner, dns_zone):
     assert client.get("/domains/example.com/policy/").status_code == 200
     for action in ("check/", "move/advance/", "settings/", "recompute/"):
         assert client.post(f"/domains/example.com/policy/{action}").status_code == 404, action
+
+
+def test_a_broken_record_found_by_a_check_raises_an_alert(client, owner, dns_zone):
+    from reports.models import AlertEvent
+
+    dns_zone.add("_dmarc.example.com", "TXT", '"v=DMARC1; p=none; rua=mailto:a@example.com"')
+    dns_zone.add("_dmarc.example.com", "TXT", '"v=DMARC1; p=reject"')
+    client.post("/domains/example.com/policy/check/")
+    event = AlertEvent.objects.get(kind=AlertEvent.Kind.RECORD_CHANGED)
+    assert event.title == "The DMARC record of example.com is broken"
+    assert "several dmarc records" in event.evidence["note"].lower()

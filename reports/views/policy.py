@@ -5,6 +5,8 @@ Members see it; owners and admins act. A stage changes only when DNS already sho
 the record of the stage being entered: the plan follows what receivers see.
 """
 
+import hashlib
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -16,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from .. import health, readiness, rollout, sources
-from ..models import Membership, Organization, PolicyEvent, PolicyPlan
+from ..models import AlertEvent, Membership, Organization, PolicyEvent, PolicyPlan
 from ..policy import dmarc, dns
 from .dashboard import visible_domain
 
@@ -131,8 +133,23 @@ def check_dns(request, name: str):
     if lookup.result is None:
         messages.error(request, f"{lookup.name}: the lookup failed ({lookup.status}: {lookup.detail}); try again")
         return redirect("policy", name=domain.name)
+    previous = plan.dns_record
     plan.dns_record = "\n".join(lookup.result.texts)
     plan.dns_checked_at = timezone.now()
+    if plan.dns_record != previous and (previous or not lookup.result.valid):
+        # The record changed since the last check, or it is broken: the alerts tell the others.
+        AlertEvent.objects.get_or_create(
+            domain=domain,
+            kind=AlertEvent.Kind.RECORD_CHANGED,
+            key=hashlib.sha256(f"{previous}\n->\n{plan.dns_record}".encode()).hexdigest()[:40],
+            defaults={
+                "title": f"The DMARC record of {domain.name} " + ("changed" if lookup.result.valid else "is broken"),
+                "evidence": {
+                    "note": f"Was: {previous or '(none)'}. Now: {plan.dns_record or '(none)'}."
+                    + (f" Problems: {'; '.join(lookup.result.errors)}." if lookup.result.errors else "")
+                },
+            },
+        )
     plan.save(update_fields=["dns_record", "dns_checked_at"])
     found = "; ".join(lookup.result.texts) if lookup.result.texts else "no DMARC record"
     note = found if lookup.result.valid else f"{found}: {'; '.join(lookup.result.errors)}"
