@@ -43,6 +43,7 @@ STOPPED_AFTER = datetime.timedelta(days=3)
 STOPPED_MIN_REPORTS = 5
 SPIKE_FACTOR = 3  # a spike: failing volume at least this many times the usual ...
 SPIKE_MIN_MESSAGES = 100  # ... and at least this many messages
+RATE_LIMIT = 6  # alert emails a person gets in an hour at most; more wait, gathered into one
 
 
 def detect(domain: Domain, now: datetime.datetime | None = None) -> list[AlertEvent]:
@@ -183,6 +184,8 @@ def send_due(now: datetime.datetime | None = None) -> int:
         if not claimed:
             continue  # another worker has it
         email = AlertEmail.objects.select_related("user").get(pk=pk)
+        if email.kind == AlertEmail.Kind.EVENTS and _hold(email, now):
+            continue
         try:
             message(email).send()
         except Exception as exc:  # SMTP errors, refused connections, timeouts: retried later
@@ -257,6 +260,28 @@ def queue_digests(now: datetime.datetime | None = None) -> list[AlertEmail]:
         if new:
             created.append(email)
     return created
+
+
+def _hold(email: AlertEmail, now: datetime.datetime) -> bool:
+    """Rate limit: past RATE_LIMIT alert emails in an hour, a person's next alerts wait for the
+    hour to end, all gathered into this one email (their other waiting emails fold into it)."""
+    hour_ago = now - datetime.timedelta(hours=1)
+    recent = AlertEmail.objects.filter(
+        user=email.user_id, kind=AlertEmail.Kind.EVENTS, status=AlertEmail.Status.SENT, sent_at__gt=hour_ago
+    ).order_by("sent_at")
+    if recent.count() < RATE_LIMIT:
+        return False
+    with transaction.atomic():
+        waiting = AlertEmail.objects.filter(
+            user=email.user_id, kind=AlertEmail.Kind.EVENTS, status=AlertEmail.Status.PENDING
+        ).exclude(pk=email.pk)
+        for other in waiting.select_for_update():
+            email.events.add(*other.events.all())
+            other.delete()
+        AlertEmail.objects.filter(pk=email.pk).update(
+            status=AlertEmail.Status.PENDING, next_attempt_at=recent.first().sent_at + datetime.timedelta(hours=1)
+        )
+    return True
 
 
 def message(email: AlertEmail) -> EmailMultiAlternatives:

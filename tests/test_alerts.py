@@ -253,3 +253,19 @@ def test_members_choose_the_kinds_and_the_digest_only_mode(client, acme, smtp_se
     alerts.run([acme])
     assert "carol@example.org" not in recipients(smtp_settings.wait_for(2))
     assert any(email.user == carol for email in alerts.queue_digests())
+
+
+def test_past_six_emails_an_hour_the_next_alerts_wait_and_arrive_together(acme, smtp_settings):
+    for wave in range(8):
+        deliver([record_xml(ip=f"203.0.{wave}.9", count=3, dkim="fail", spf="fail")], 1, suffix=f"wave{wave}")
+        alerts.run([acme])
+    alice = User.objects.get(username="alice")
+    sent = AlertEmail.objects.filter(user=alice, status="sent")
+    assert sent.count() == 6
+    (waiting,) = AlertEmail.objects.filter(user=alice, status="pending")
+    assert waiting.events.count() == 2  # waves 7 and 8, gathered
+    later = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1, minutes=1)
+    assert alerts.send_due(later) == 2  # alice's and bob's gathered emails
+    to_alice = [item for item in smtp_settings.wait_for(14) if item.rcpt_tos == ["alice@example.org"]]
+    assert len(to_alice) == 7
+    assert to_alice[-1].message["Subject"] == "[dmarcdash] 2 new failing sources for example.com"
