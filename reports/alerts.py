@@ -145,15 +145,16 @@ def subscribers(event: AlertEvent):
         yield subscription.user
 
 
-def muted(event: AlertEvent, now: datetime.datetime) -> bool:
-    return AlertMute.objects.filter(domain=event.domain_id, until__gt=now).filter(Q(key="") | Q(key=event.key)).exists()
-
-
 def queue(events: list[AlertEvent], now: datetime.datetime | None = None) -> list[AlertEmail]:
     """Record one email per recipient listing all of their events (before anything is sent).
     Events of a muted domain or source are kept, marked muted, and not sent."""
     now = now or timezone.now()
-    silenced = [event for event in events if muted(event, now)]
+    mutes = set(
+        AlertMute.objects.filter(domain__in={event.domain_id for event in events}, until__gt=now).values_list(
+            "domain", "key"
+        )
+    )
+    silenced = [e for e in events if (e.domain_id, "") in mutes or (e.domain_id, e.key) in mutes]
     AlertEvent.objects.filter(pk__in=[event.pk for event in silenced]).update(state=AlertEvent.State.MUTED)
     events = [event for event in events if event not in silenced]
     per_user: dict = {}
@@ -290,14 +291,7 @@ def message(email: AlertEmail) -> EmailMultiAlternatives:
     if email.kind == AlertEmail.Kind.DIGEST:
         context = digest_context(email.user, email.created_at)
         subject = f"[dmarcdash] Your week: {context['week'].start} to {context['week'].end}"
-        mail = EmailMultiAlternatives(
-            subject,
-            render_to_string("alerts/digest.txt", context),
-            settings.DEFAULT_FROM_EMAIL,
-            [email.user.email],
-        )
-        mail.attach_alternative(render_to_string("alerts/digest.html", context), "text/html")
-        return mail
+        return _mail(email, subject, "alerts/digest", context)
     events = list(email.events.select_related("domain").order_by("domain__name", "id"))
     domains = sorted({event.domain.name for event in events})
     count = len(events)
@@ -306,10 +300,14 @@ def message(email: AlertEmail) -> EmailMultiAlternatives:
     else:
         subject = f"[dmarcdash] {count} alert{'s' if count != 1 else ''} for {', '.join(domains)}"
     context = {"events": events, "user": email.user, "site": settings.SITE_URL.rstrip("/")}
-    text = render_to_string("alerts/new_sources.txt", context)
-    html = render_to_string("alerts/new_sources.html", context)
-    mail = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [email.user.email])
-    mail.attach_alternative(html, "text/html")
+    return _mail(email, subject, "alerts/new_sources", context)
+
+
+def _mail(email: AlertEmail, subject: str, template: str, context: dict) -> EmailMultiAlternatives:
+    mail = EmailMultiAlternatives(
+        subject, render_to_string(f"{template}.txt", context), settings.DEFAULT_FROM_EMAIL, [email.user.email]
+    )
+    mail.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     return mail
 
 
@@ -332,17 +330,13 @@ def failure_spike(domain: Domain, now: datetime.datetime | None = None) -> Alert
     baseline = history[len(history) // 2]
     if today < SPIKE_MIN_MESSAGES or today < SPIKE_FACTOR * max(baseline, 1):
         return None
-    event, new = AlertEvent.objects.get_or_create(
-        domain=domain,
-        kind=AlertEvent.Kind.FAILURE_SPIKE,
-        key=f"day:{day.isoformat()}",
-        defaults={
-            "title": f"Failing mail for {domain.name} jumped to {today:,} messages on {day}",
-            "evidence": {
-                "note": f"The median of the 14 days before was {baseline:,} a day. "
-                "The Sources tab, sorted by failing, shows who sent it."
-            },  # fmt: skip
-        },
+    event, new = AlertEvent.raise_once(
+        domain,
+        AlertEvent.Kind.FAILURE_SPIKE,
+        f"day:{day.isoformat()}",
+        f"Failing mail for {domain.name} jumped to {today:,} messages on {day}",
+        f"The median of the 14 days before was {baseline:,} a day. "
+        "The Sources tab, sorted by failing, shows who sent it.",
     )
     return event if new else None
 
@@ -377,17 +371,13 @@ def authorised_failing(domain: Domain, classifier: Classifier, now: datetime.dat
         earlier = before.get(key)
         if failing < SPIKE_MIN_MESSAGES or not earlier or earlier["passing"] < 0.99 * earlier["messages"]:
             continue
-        event, new = AlertEvent.objects.get_or_create(
-            domain=domain,
-            kind=AlertEvent.Kind.AUTHORISED_FAILING,
-            key=f"{key}:{recent_start.isoformat()}",
-            defaults={
-                "title": f"{group['label']} (authorised) started failing DMARC for {domain.name}",
-                "evidence": {
-                    "note": f"{failing:,} of its {group['messages']:,} messages failed in the last 3 days; "
-                    "the week before it passed. Check its DKIM key and SPF include."
-                },  # fmt: skip
-            },
+        event, new = AlertEvent.raise_once(
+            domain,
+            AlertEvent.Kind.AUTHORISED_FAILING,
+            f"{key}:{recent_start.isoformat()}",
+            f"{group['label']} (authorised) started failing DMARC for {domain.name}",
+            f"{failing:,} of its {group['messages']:,} messages failed in the last 3 days; "
+            "the week before it passed. Check its DKIM key and SPF include.",
         )
         if new:
             created.append(event)
@@ -406,17 +396,13 @@ def reports_stopped(now: datetime.datetime | None = None) -> list[AlertEvent]:
         if earlier < STOPPED_MIN_REPORTS:
             continue
         domain = Domain.objects.get(pk=row["domain"])
-        event, new = AlertEvent.objects.get_or_create(
-            domain=domain,
-            kind=AlertEvent.Kind.REPORTS_STOPPED,
-            key=f"after:{row['last'].isoformat()}",  # one event per silence
-            defaults={
-                "title": f"No reports for {domain.name} since {row['last']:%Y-%m-%d %H:%M} UTC",
-                "evidence": {
-                    "note": f"{earlier} reports arrived in the 30 days before. Check the rua mailbox "
-                    f"and that _dmarc.{domain.name} still names it."
-                },  # fmt: skip
-            },
+        event, new = AlertEvent.raise_once(
+            domain,
+            AlertEvent.Kind.REPORTS_STOPPED,
+            f"after:{row['last'].isoformat()}",  # one event per silence
+            f"No reports for {domain.name} since {row['last']:%Y-%m-%d %H:%M} UTC",
+            f"{earlier} reports arrived in the 30 days before. Check the rua mailbox "
+            f"and that _dmarc.{domain.name} still names it.",
         )
         if new:
             created.append(event)

@@ -95,6 +95,15 @@ class Domain(models.Model):
         self.name = self.name.strip().lower().rstrip(".")
         super().save(*args, **kwargs)
 
+    def managed_by(self, user) -> bool:
+        """Whether the user may change this domain's settings: an owner or admin of its organization."""
+        return (
+            user.is_superuser
+            or Membership.objects.filter(
+                user=user, organization=self.organization_id, role__in=Membership.MANAGERS
+            ).exists()
+        )
+
     def claim_reports(self) -> int:
         """Attach the reports that arrived before this domain was added.
 
@@ -742,6 +751,13 @@ class AlertEvent(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @classmethod
+    def raise_once(cls, domain, kind: str, key: str, title: str, note: str) -> tuple["AlertEvent", bool]:
+        """Record an event explained by one note, unless this domain already has it."""
+        return cls.objects.get_or_create(
+            domain=domain, kind=kind, key=key, defaults={"title": title, "evidence": {"note": note}}
+        )
 
 
 class AlertEmail(models.Model):

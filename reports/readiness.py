@@ -368,14 +368,12 @@ def refresh(domain: Domain, resolver=None) -> PolicyPlan:
     plan, _ = PolicyPlan.objects.get_or_create(domain=domain, defaults={"stage_started_at": timezone.now()})
     snapshot = compute(domain, plan, resolver=resolver)
     if snapshot["rollback"] and snapshot["rollback"] != plan.rollback:
-        AlertEvent.objects.get_or_create(
-            domain=domain,
-            kind=AlertEvent.Kind.ROLLBACK,
-            key=f"{plan.stage}:{plan.stage_started_at.isoformat()}",  # once per change
-            defaults={
-                "title": f"Roll back advised for {domain.name}",
-                "evidence": {"note": f"{snapshot['rollback']}. Open the domain's Policy page."},
-            },
+        AlertEvent.raise_once(
+            domain,
+            AlertEvent.Kind.ROLLBACK,
+            f"{plan.stage}:{plan.stage_started_at.isoformat()}",  # once per change
+            f"Roll back advised for {domain.name}",
+            f"{snapshot['rollback']}. Open the domain's Policy page.",
         )
         PolicyEvent.objects.create(
             domain=domain,

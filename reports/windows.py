@@ -46,7 +46,11 @@ def generation(domain_id: int) -> int:
     """A number that changes whenever reports are added to the domain's rollups: the newest
     report's id grows with ingest, the count also with a claim of older reports."""
     found = Report.objects.filter(domain_id=domain_id, quarantined=False).aggregate(newest=Max("id"), count=Count("id"))
-    return (found["count"] << 32) + (found["newest"] or 0)
+    return _generation(found["count"], found["newest"])
+
+
+def _generation(count: int, newest: int | None) -> int:
+    return (count << 32) + (newest or 0)
 
 
 def current(domain_id: int, days: int | None, end: datetime.date) -> bool:
@@ -115,7 +119,7 @@ def refresh_stale() -> int:
         states.setdefault(domain_id, []).append((end, generation_))
     count = 0
     for row in domains:
-        current = (row["count"] << 32) + row["newest"]
+        current = _generation(row["count"], row["newest"])
         if states.get(row["domain"]) != [(day, current)] * len(PRESETS):
             refresh(row["domain"], day)
             count += 1

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ..models import AlertEvent, AlertMute, Domain, Membership, Organization
+from ..models import AlertEvent, AlertMute, Domain
 from ..stats import PAGE_SIZE
 
 
@@ -30,13 +30,18 @@ def alert_list(request):
     )
 
 
+def managed_event(request, event_id: int) -> AlertEvent:
+    """An event of the user's domains that the user may act on (owners and admins), or 404."""
+    event = get_object_or_404(AlertEvent.objects.filter(domain__in=Domain.objects.for_user(request.user)), pk=event_id)
+    if not event.domain.managed_by(request.user):
+        raise Http404("only owners and admins act on alerts")
+    return event
+
+
 @login_required
 @require_POST
 def acknowledge(request, event_id: int):
-    event = get_object_or_404(AlertEvent.objects.filter(domain__in=Domain.objects.for_user(request.user)), pk=event_id)
-    managed = Organization.objects.for_user(request.user, Membership.MANAGERS).filter(pk=event.domain.organization_id)
-    if not (request.user.is_superuser or managed.exists()):
-        raise Http404("only owners and admins acknowledge alerts")
+    event = managed_event(request, event_id)
     AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(state=AlertEvent.State.ACKNOWLEDGED)
     return redirect("alerts")
 
@@ -45,10 +50,7 @@ def acknowledge(request, event_id: int):
 @require_POST
 def mute(request, event_id: int):
     """Mute the event's source (or with ``scope=domain`` its whole domain) for ``days`` days."""
-    event = get_object_or_404(AlertEvent.objects.filter(domain__in=Domain.objects.for_user(request.user)), pk=event_id)
-    managed = Organization.objects.for_user(request.user, Membership.MANAGERS).filter(pk=event.domain.organization_id)
-    if not (request.user.is_superuser or managed.exists()):
-        raise Http404("only owners and admins mute alerts")
+    event = managed_event(request, event_id)
     days = request.POST.get("days", "7")
     days = int(days) if days.isdigit() and 0 < int(days) <= 365 else 7
     key = "" if request.POST.get("scope") == "domain" else event.key

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from .. import health, readiness, rollout, sources
-from ..models import AlertEvent, Membership, Organization, PolicyEvent, PolicyPlan
+from ..models import AlertEvent, PolicyEvent, PolicyPlan
 from ..policy import dmarc, dns
 from .dashboard import visible_domain
 
@@ -45,12 +45,6 @@ class PlanForm(forms.ModelForm):
 def plan_of(domain) -> PolicyPlan:
     plan, _ = PolicyPlan.objects.get_or_create(domain=domain, defaults={"stage_started_at": timezone.now()})
     return plan
-
-
-def can_manage(user, domain) -> bool:
-    return user.is_superuser or (
-        Organization.objects.for_user(user, Membership.MANAGERS).filter(pk=domain.organization_id).exists()
-    )
 
 
 def target_stage(plan: PolicyPlan) -> rollout.Stage | None:
@@ -108,7 +102,7 @@ def policy(request, name: str):
         "dns_matches": bool(target and matches(plan, target)),
         "previous": rollout.previous_of(plan.stage),
         "snapshot": snapshot,
-        "can_manage": can_manage(request.user, domain),
+        "can_manage": domain.managed_by(request.user),
         "form": PlanForm(instance=plan),
         "thresholds": [(key, label, {**rollout.DEFAULTS, **plan.thresholds}[key]) for key, label in THRESHOLD_FIELDS],
         "events": PolicyEvent.objects.filter(domain=domain).select_related("user")[:50],
@@ -119,7 +113,7 @@ def policy(request, name: str):
 
 def _managed(request, name: str):
     domain = visible_domain(request, name)
-    if not can_manage(request.user, domain):
+    if not domain.managed_by(request.user):
         raise Http404("only owners and admins change the plan")
     return domain, plan_of(domain)
 
@@ -138,17 +132,13 @@ def check_dns(request, name: str):
     plan.dns_checked_at = timezone.now()
     if plan.dns_record != previous and (previous or not lookup.result.valid):
         # The record changed since the last check, or it is broken: the alerts tell the others.
-        AlertEvent.objects.get_or_create(
-            domain=domain,
-            kind=AlertEvent.Kind.RECORD_CHANGED,
-            key=hashlib.sha256(f"{previous}\n->\n{plan.dns_record}".encode()).hexdigest()[:40],
-            defaults={
-                "title": f"The DMARC record of {domain.name} " + ("changed" if lookup.result.valid else "is broken"),
-                "evidence": {
-                    "note": f"Was: {previous or '(none)'}. Now: {plan.dns_record or '(none)'}."
-                    + (f" Problems: {'; '.join(lookup.result.errors)}." if lookup.result.errors else "")
-                },
-            },
+        problems = f" Problems: {'; '.join(lookup.result.errors)}." if lookup.result.errors else ""
+        AlertEvent.raise_once(
+            domain,
+            AlertEvent.Kind.RECORD_CHANGED,
+            hashlib.sha256(f"{previous}\n->\n{plan.dns_record}".encode()).hexdigest()[:40],
+            f"The DMARC record of {domain.name} " + ("changed" if lookup.result.valid else "is broken"),
+            f"Was: {previous or '(none)'}. Now: {plan.dns_record or '(none)'}.{problems}",
         )
     plan.save(update_fields=["dns_record", "dns_checked_at"])
     found = "; ".join(lookup.result.texts) if lookup.result.texts else "no DMARC record"
