@@ -231,8 +231,14 @@ CELERY_BEAT_SCHEDULE = {
     "enrich-sources": {"task": "reports.tasks.enrich_sources", "schedule": 300.0, "options": {"expires": 290}},
     # Ingest queues a refresh itself; this one also moves the windows on when the day turns.
     "refresh-windows": {"task": "reports.tasks.refresh_windows", "schedule": 600.0, "options": {"expires": 590}},
-    # Alert emails that failed wait for their retry time; this sends them when it comes.
+    # Events that need no new report (a failing mailbox, silence) and the emails whose retry time came.
     "send-alert-emails": {"task": "reports.tasks.send_alert_emails", "schedule": 60.0, "options": {"expires": 55}},
+    # Each domain's published DMARC record, looked up again once DNS_CHECK_HOURS have passed.
+    "check-dmarc-records": {
+        "task": "reports.tasks.check_dmarc_records",
+        "schedule": 900.0,
+        "options": {"expires": 890},
+    },
     "send-weekly-digests": {
         "task": "reports.tasks.send_weekly_digests",
         "schedule": crontab(hour=7, minute=0, day_of_week=1),  # Mondays, 07:00 UTC
@@ -258,6 +264,10 @@ else:
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "dmarcdash@localhost")
 # Where users reach this install: alert emails link back to its pages.
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000/")
+# A mailbox whose polls keep failing for this long raises an alert (one per outage).
+MAILBOX_ALERT_MINUTES = envint("MAILBOX_ALERT_MINUTES", 60, minimum=1)
+# How often the published DMARC record of each domain is looked up, to alert when it changes.
+DNS_CHECK_HOURS = envint("DNS_CHECK_HOURS", 24, minimum=1)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True

@@ -131,16 +131,17 @@ def _evidence(domain: Domain, group: dict, classifier: Classifier, now: datetime
 
 
 def subscribers(event: AlertEvent):
-    """Members of the event's organization who asked for this kind of event for this domain."""
-    members = Membership.objects.filter(organization=event.domain.organization_id).values("user")
+    """Members of the event's organization who asked for this kind of event for this domain
+    (events of the organization as a whole, a failing mailbox, go to every subscriber of the kind)."""
+    members = Membership.objects.filter(organization=event.organization_id).values("user")
     subscriptions = AlertSubscription.objects.filter(
-        organization=event.domain.organization_id, user__in=members, mode=AlertSubscription.Mode.IMMEDIATE
+        organization=event.organization_id, user__in=members, mode=AlertSubscription.Mode.IMMEDIATE
     ).prefetch_related("domains")
     for subscription in subscriptions:
         if subscription.kinds and event.kind not in subscription.kinds:
             continue
-        chosen = list(subscription.domains.all())
-        if chosen and event.domain not in chosen:
+        chosen = {domain.pk for domain in subscription.domains.all()}
+        if chosen and event.domain_id and event.domain_id not in chosen:
             continue
         yield subscription.user
 
@@ -154,7 +155,7 @@ def queue(events: list[AlertEvent], now: datetime.datetime | None = None) -> lis
             "domain", "key"
         )
     )
-    silenced = [e for e in events if (e.domain_id, "") in mutes or (e.domain_id, e.key) in mutes]
+    silenced = [e for e in events if e.domain_id and ((e.domain_id, "") in mutes or (e.domain_id, e.key) in mutes)]
     AlertEvent.objects.filter(pk__in=[event.pk for event in silenced]).update(state=AlertEvent.State.MUTED)
     events = [event for event in events if event not in silenced]
     per_user: dict = {}
@@ -292,8 +293,8 @@ def message(email: AlertEmail) -> EmailMultiAlternatives:
         context = digest_context(email.user, email.created_at)
         subject = f"[dmarcdash] Your week: {context['week'].start} to {context['week'].end}"
         return _mail(email, subject, "alerts/digest", context)
-    events = list(email.events.select_related("domain").order_by("domain__name", "id"))
-    domains = sorted({event.domain.name for event in events})
+    events = list(email.events.select_related("domain", "organization").order_by("domain__name", "id"))
+    domains = sorted({event.subject for event in events})
     count = len(events)
     if all(event.kind == AlertEvent.Kind.NEW_FAILING_SOURCE for event in events):  # the usual case
         subject = f"[dmarcdash] {count} new failing source{'s' if count != 1 else ''} for {', '.join(domains)}"
@@ -409,13 +410,46 @@ def reports_stopped(now: datetime.datetime | None = None) -> list[AlertEvent]:
     return created
 
 
+def mailbox_failing(now: datetime.datetime | None = None) -> list[AlertEvent]:
+    """Mailboxes whose polls have failed for longer than MAILBOX_ALERT_MINUTES: one event per outage."""
+    from .models import Mailbox
+
+    now = now or timezone.now()
+    after = datetime.timedelta(minutes=settings.MAILBOX_ALERT_MINUTES)
+    created = []
+    for mailbox in Mailbox.objects.filter(enabled=True, failing_since__lte=now - after).select_related("organization"):
+        minutes = int((now - mailbox.failing_since).total_seconds() // 60)
+        event, new = AlertEvent.raise_once(
+            None,
+            AlertEvent.Kind.MAILBOX_FAILING,
+            f"mailbox:{mailbox.pk}:{mailbox.failing_since.isoformat()}",
+            f"Mailbox {mailbox.name} has failed to poll for {minutes} minutes",
+            f"{mailbox.failures} polls in a row failed since {mailbox.failing_since:%Y-%m-%d %H:%M} UTC. "
+            f"The last error: {mailbox.last_error[:300]}. Reports wait on the server until it is fixed.",
+            organization=mailbox.organization,
+        )
+        if new:
+            created.append(event)
+    return created
+
+
 def raised_elsewhere(now: datetime.datetime) -> list[AlertEvent]:
     """Open events other modules recorded (a rollback signal) that nobody was emailed about yet."""
     return list(
         AlertEvent.objects.filter(state=AlertEvent.State.OPEN, emails__isnull=True, created_at__gte=now - LOOKBACK)
         .exclude(kind=AlertEvent.Kind.NEW_FAILING_SOURCE)
-        .select_related("domain")
+        .select_related("domain", "organization")
     )
+
+
+def watch(now: datetime.datetime | None = None) -> int:
+    """The every-minute job: events that need no new reports (a mailbox failing, reports that
+    stopped, events other modules raised), queued, then every due email sent."""
+    now = now or timezone.now()
+    mailbox_failing(now)
+    reports_stopped(now)
+    queue(raised_elsewhere(now), now)
+    return send_due(now)
 
 
 def run(domains=None) -> int:
@@ -430,6 +464,7 @@ def run(domains=None) -> int:
         events += [spike] if spike else []
         events += authorised_failing(domain, Classifier(domain), now)
     reports_stopped(now)
+    mailbox_failing(now)
     unique = {event.pk: event for event in events + raised_elsewhere(now)}
     queue(list(unique.values()))
     return send_due()

@@ -6,12 +6,14 @@ result is stored on the domain's PolicyPlan as plain data for the policy page.
 """
 
 import datetime
+import hashlib
 
-from django.db.models import Sum
+from django.conf import settings
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from . import sources
-from .models import DailyDkim, DailySource, Domain, PolicyPlan, Sender, SourceIP
+from .models import AlertEvent, DailyDkim, DailySource, Domain, PolicyPlan, Sender, SourceIP
 from .policy import dkim, dmarc, dns, spf
 
 LOOKBACK = datetime.timedelta(days=30)
@@ -139,3 +141,39 @@ def refresh(domain: Domain, resolver=None) -> PolicyPlan:
     plan.health = check(domain, resolver)
     plan.save(update_fields=["health"])
     return plan
+
+
+def check_record(domain: Domain, resolver=None) -> dns.DmarcLookup:
+    """Look up _dmarc.<domain> and keep what was found on its plan. A record that changed since
+    the last check, or that is broken, raises an alert (once per change)."""
+    plan, _ = PolicyPlan.objects.get_or_create(domain=domain, defaults={"stage_started_at": timezone.now()})
+    lookup = dns.lookup_dmarc(domain.name, resolver or sources.make_resolver())
+    if lookup.result is None:
+        return lookup  # the lookup failed: what we knew stays, nothing is concluded
+    previous = plan.dns_record
+    plan.dns_record = "\n".join(lookup.result.texts)
+    plan.dns_checked_at = timezone.now()
+    if plan.dns_record != previous and (previous or not lookup.result.valid):
+        problems = f" Problems: {'; '.join(lookup.result.errors)}." if lookup.result.errors else ""
+        AlertEvent.raise_once(
+            domain,
+            AlertEvent.Kind.RECORD_CHANGED,
+            hashlib.sha256(f"{previous}\n->\n{plan.dns_record}".encode()).hexdigest()[:40],
+            f"The DMARC record of {domain.name} " + ("changed" if lookup.result.valid else "is broken"),
+            f"Was: {previous or '(none)'}. Now: {plan.dns_record or '(none)'}.{problems}",
+        )
+    plan.save(update_fields=["dns_record", "dns_checked_at"])
+    return lookup
+
+
+def check_records_due(resolver=None, now: datetime.datetime | None = None) -> int:
+    """Look up the DMARC record of every domain not checked for DNS_CHECK_HOURS (the scheduled check)."""
+    now = now or timezone.now()
+    stale = Q(plan__isnull=True) | Q(plan__dns_checked_at__isnull=True)
+    stale |= Q(plan__dns_checked_at__lt=now - datetime.timedelta(hours=settings.DNS_CHECK_HOURS))
+    resolver = resolver or sources.make_resolver()
+    checked = 0
+    for domain in Domain.objects.filter(stale).order_by("pk"):
+        check_record(domain, resolver)
+        checked += 1
+    return checked

@@ -191,10 +191,16 @@ def _record_poll(mailbox: Mailbox, result: PollResult, started) -> None:
         # Back off: a broken mailbox is retried ever less often, up to an hour.
         delay = min(timedelta(seconds=mailbox.poll_interval) * 2 ** min(failures, 10), BACKOFF_MAX)
         update.update(last_error=result.error[:2000], last_error_at=now, failures=failures, next_poll_at=now + delay)
+        if mailbox.failing_since is None:
+            update["failing_since"] = started
         log.warning("mailbox %s: %s", mailbox.pk, result.error)
     else:
         update.update(
-            last_success_at=now, failures=0, last_error="", next_poll_at=now + timedelta(seconds=mailbox.poll_interval)
+            last_success_at=now,
+            failures=0,
+            failing_since=None,
+            last_error="",
+            next_poll_at=now + timedelta(seconds=mailbox.poll_interval),
         )
     Mailbox.objects.filter(pk=mailbox.pk).update(**update)
     for name, value in update.items():

@@ -165,6 +165,9 @@ class Mailbox(models.Model):
     last_error = models.TextField(blank=True, editable=False)
     last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
     failures = models.PositiveIntegerField(default=0, editable=False, help_text="consecutive failed polls")
+    failing_since = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="when the current run of failed polls began"
+    )
     lease_token = models.CharField(max_length=32, blank=True, editable=False)
     leased_until = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -730,6 +733,7 @@ class AlertEvent(models.Model):
         FAILURE_SPIKE = "failure-spike", "Failure spike"
         AUTHORISED_FAILING = "authorised-failing", "Authorised sender failing"
         RECORD_CHANGED = "record-changed", "DMARC record changed or broken"
+        MAILBOX_FAILING = "mailbox-failing", "Mailbox failing"
 
     class State(models.TextChoices):
         BASELINE = "baseline", "Known before alerts began (not sent)"
@@ -737,7 +741,15 @@ class AlertEvent(models.Model):
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         MUTED = "muted", "Muted (not sent)"
 
-    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="alert_events")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alert_events")
+    domain = models.ForeignKey(
+        Domain,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alert_events",
+        help_text="empty for events of the organization as a whole (a failing mailbox)",
+    )
     kind = models.CharField(max_length=30, choices=Kind.choices)
     key = models.CharField(max_length=200, help_text="what makes it the same event: e.g. the source")
     title = models.TextField()
@@ -747,16 +759,47 @@ class AlertEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        constraints = [models.UniqueConstraint(fields=["domain", "kind", "key"], name="one_event_per_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "kind", "key"], name="one_event_per_key"),
+            models.UniqueConstraint(
+                fields=["organization", "kind", "key"], condition=Q(domain=None), name="one_org_event_per_key"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title
 
+    def save(self, *args, **kwargs):
+        if self.domain_id and not self.organization_id:
+            self.organization_id = self.domain.organization_id
+        super().save(*args, **kwargs)
+
+    @property
+    def path(self) -> str:
+        """The page an operator acts on this event from (site-relative)."""
+        if self.domain_id is None:
+            return "/ingestion/"
+        if self.kind in (self.Kind.ROLLBACK, self.Kind.RECORD_CHANGED):
+            return f"/domains/{self.domain.name}/policy/"
+        if self.kind == self.Kind.NEW_FAILING_SOURCE:
+            return f"/domains/{self.domain.name}/sources/?sort=-failing"
+        return f"/domains/{self.domain.name}/"
+
+    @property
+    def subject(self) -> str:
+        """What the event is about: its domain, or its organization."""
+        return self.domain.name if self.domain_id else self.organization.name
+
     @classmethod
-    def raise_once(cls, domain, kind: str, key: str, title: str, note: str) -> tuple["AlertEvent", bool]:
-        """Record an event explained by one note, unless this domain already has it."""
+    def raise_once(cls, domain, kind: str, key: str, title: str, note: str, organization=None):
+        """Record an event explained by one note, unless this domain (or, for events of no domain,
+        this organization) already has it. Returns (event, created)."""
         return cls.objects.get_or_create(
-            domain=domain, kind=kind, key=key, defaults={"title": title, "evidence": {"note": note}}
+            domain=domain,
+            organization=organization or domain.organization,
+            kind=kind,
+            key=key,
+            defaults={"title": title, "evidence": {"note": note}},
         )
 
 

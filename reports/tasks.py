@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import alerts, readiness, sources, windows
+from . import alerts, health, readiness, sources, windows
 from . import mailbox as mailboxes
 from .models import Mailbox
 
@@ -49,8 +49,16 @@ def refresh_windows() -> int:
 
 @shared_task(ignore_result=True)
 def send_alert_emails() -> int:
-    """Send the alert emails that are due, retries included (beat runs this every minute)."""
-    return alerts.send_due()
+    """Raise the events that need no new report (a failing mailbox, reports that stopped) and send
+    the alert emails that are due, retries included (beat runs this every minute)."""
+    return alerts.watch()
+
+
+@shared_task(ignore_result=True, soft_time_limit=600)
+def check_dmarc_records() -> int:
+    """Look up the DMARC record of the domains not checked for a while; changes become alerts,
+    sent by the next send_alert_emails."""
+    return health.check_records_due()
 
 
 @shared_task(ignore_result=True)

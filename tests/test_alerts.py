@@ -120,7 +120,7 @@ def test_members_subscribe_and_unsubscribe_on_their_account_page(client, acme):
     carol = User.objects.get(username="carol")
     client.force_login(carol)
     organization = acme.organization
-    assert "Email me when a new source fails DMARC for Acme" in client.get("/account/").content.decode()
+    assert "Email me alerts about Acme's domains" in client.get("/account/").content.decode()
     client.post("/account/", {"time_zone": "", "alerts": [str(organization.pk)]})
     assert AlertSubscription.objects.filter(user=carol, organization=organization).exists()
     client.post("/account/", {"time_zone": ""})

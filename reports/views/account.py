@@ -43,7 +43,7 @@ def account(request):
             kinds = [
                 kind for kind in request.POST.getlist(f"kinds-{organization.pk}") if kind in AlertEvent.Kind.values
             ]
-            AlertSubscription.objects.update_or_create(
+            subscription, _ = AlertSubscription.objects.update_or_create(
                 user=request.user,
                 organization=organization,
                 defaults={
@@ -52,10 +52,20 @@ def account(request):
                     "kinds": [] if set(kinds) == set(AlertEvent.Kind.values) else kinds,
                 },
             )
+            # Only this organization's domains can be chosen; all of them ticked means all, new ones included.
+            own = organization.domains.all()
+            chosen = own.filter(pk__in=[v for v in request.POST.getlist(f"domains-{organization.pk}") if v.isdigit()])
+            subscription.domains.set([] if chosen.count() == own.count() else chosen)
         messages.success(request, "Saved.")
         return redirect("account")
-    subscriptions = {s.organization_id: s for s in AlertSubscription.objects.filter(user=request.user)}
-    choices = [(organization, subscriptions.get(organization.pk)) for organization in organizations]
+    subscriptions = {
+        s.organization_id: s for s in AlertSubscription.objects.filter(user=request.user).prefetch_related("domains")
+    }
+    choices = []
+    for organization in organizations:
+        subscription = subscriptions.get(organization.pk)
+        chosen = {domain.pk for domain in subscription.domains.all()} if subscription else set()
+        choices.append((organization, subscription, list(organization.domains.order_by("name")), chosen))
     context = {
         "form": form,
         "alert_choices": choices,

@@ -9,16 +9,23 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from ..models import AlertEvent, AlertMute, Domain
+from ..models import AlertEvent, AlertMute, Membership, Organization
 from ..stats import PAGE_SIZE
+
+MUTE_DAYS = (1, 7, 30, 90)
+
+
+def visible_events(user):
+    """Events of the organizations the user belongs to (their domains, and the organization's own)."""
+    return AlertEvent.objects.filter(organization__in=Organization.objects.for_user(user))
 
 
 @login_required
 def alert_list(request):
     events = (
-        AlertEvent.objects.filter(domain__in=Domain.objects.for_user(request.user))
+        visible_events(request.user)
         .exclude(state=AlertEvent.State.BASELINE)
-        .select_related("domain")
+        .select_related("domain", "organization")
         .prefetch_related("emails")
     )
     if request.GET.get("state") in AlertEvent.State.values:
@@ -26,14 +33,19 @@ def alert_list(request):
     return render(
         request,
         "reports/alerts.html",
-        {"page": Paginator(events, PAGE_SIZE).get_page(request.GET.get("page")), "states": AlertEvent.State.choices},
+        {
+            "page": Paginator(events, PAGE_SIZE).get_page(request.GET.get("page")),
+            "states": AlertEvent.State.choices,
+            "mute_days": MUTE_DAYS,
+        },
     )
 
 
 def managed_event(request, event_id: int) -> AlertEvent:
     """An event of the user's domains that the user may act on (owners and admins), or 404."""
-    event = get_object_or_404(AlertEvent.objects.filter(domain__in=Domain.objects.for_user(request.user)), pk=event_id)
-    if not event.domain.managed_by(request.user):
+    managed = Organization.objects.for_user(request.user, roles=Membership.MANAGERS)
+    event = get_object_or_404(visible_events(request.user), pk=event_id)
+    if not managed.filter(pk=event.organization_id).exists():
         raise Http404("only owners and admins act on alerts")
     return event
 
@@ -51,6 +63,8 @@ def acknowledge(request, event_id: int):
 def mute(request, event_id: int):
     """Mute the event's source (or with ``scope=domain`` its whole domain) for ``days`` days."""
     event = managed_event(request, event_id)
+    if event.domain_id is None:
+        raise Http404("events of the organization (a mailbox) are acknowledged, not muted")
     days = request.POST.get("days", "7")
     days = int(days) if days.isdigit() and 0 < int(days) <= 365 else 7
     key = "" if request.POST.get("scope") == "domain" else event.key

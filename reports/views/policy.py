@@ -5,8 +5,6 @@ Members see it; owners and admins act. A stage changes only when DNS already sho
 the record of the stage being entered: the plan follows what receivers see.
 """
 
-import hashlib
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
@@ -17,9 +15,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import health, readiness, rollout, sources
-from ..models import AlertEvent, PolicyEvent, PolicyPlan
-from ..policy import dmarc, dns
+from .. import health, readiness, rollout
+from ..models import PolicyEvent, PolicyPlan
+from ..policy import dmarc
 from .dashboard import visible_domain
 
 THRESHOLD_FIELDS = (
@@ -122,29 +120,19 @@ def _managed(request, name: str):
 @require_POST
 def check_dns(request, name: str):
     """Look up _dmarc.<domain> now and keep what was found."""
-    domain, plan = _managed(request, name)
-    lookup = dns.lookup_dmarc(domain.name, sources.make_resolver())
+    domain, _ = _managed(request, name)
+    lookup = health.check_record(domain)
     if lookup.result is None:
         messages.error(request, f"{lookup.name}: the lookup failed ({lookup.status}: {lookup.detail}); try again")
         return redirect("policy", name=domain.name)
-    previous = plan.dns_record
-    plan.dns_record = "\n".join(lookup.result.texts)
-    plan.dns_checked_at = timezone.now()
-    if plan.dns_record != previous and (previous or not lookup.result.valid):
-        # The record changed since the last check, or it is broken: the alerts tell the others.
-        problems = f" Problems: {'; '.join(lookup.result.errors)}." if lookup.result.errors else ""
-        AlertEvent.raise_once(
-            domain,
-            AlertEvent.Kind.RECORD_CHANGED,
-            hashlib.sha256(f"{previous}\n->\n{plan.dns_record}".encode()).hexdigest()[:40],
-            f"The DMARC record of {domain.name} " + ("changed" if lookup.result.valid else "is broken"),
-            f"Was: {previous or '(none)'}. Now: {plan.dns_record or '(none)'}.{problems}",
-        )
-    plan.save(update_fields=["dns_record", "dns_checked_at"])
     found = "; ".join(lookup.result.texts) if lookup.result.texts else "no DMARC record"
     note = found if lookup.result.valid else f"{found}: {'; '.join(lookup.result.errors)}"
     PolicyEvent.objects.create(
-        domain=domain, user=request.user, kind=PolicyEvent.Kind.CHECKED, record=plan.dns_record, note=note
+        domain=domain,
+        user=request.user,
+        kind=PolicyEvent.Kind.CHECKED,
+        record="\n".join(lookup.result.texts),
+        note=note,
     )
     messages.info(request, f"{lookup.name}: {found}")
     return redirect("policy", name=domain.name)

@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reports import alerts, readiness, sources, windows
+from reports import alerts, health, readiness, sources, windows
 from reports import mailbox as mailboxes
 from reports.models import Mailbox, SourceIP
 
@@ -50,5 +50,6 @@ class Command(BaseCommand):
             readiness.refresh_stale()
             if time.gmtime().tm_wday == 0:  # Mondays: this week's digests (queued once a week)
                 alerts.queue_digests()
-            alerts.run() if refreshed else alerts.send_due()
+            health.check_records_due()
+            alerts.run() if refreshed else alerts.watch()
             time.sleep(interval)

@@ -1,0 +1,149 @@
+"""Alerts that need no new report: a mailbox failing against a real Dovecot, a DMARC record
+that changed between scheduled lookups of a local DNS server. Plus the subscription's
+domain choice and mute periods. Emails are received by a real SMTP listener."""
+
+import datetime
+
+import dns.name
+import pytest
+from django.contrib.auth.models import User
+from django.utils import timezone
+
+from reports import alerts, health, sources
+from reports import mailbox as mailboxes
+from reports.models import AlertEvent, AlertMute, AlertSubscription, Domain, Mailbox, PolicyPlan
+from reports.secrets import encrypt
+from tests.builders import record_xml
+from tests.dnsserver import resolver_for
+from tests.test_alerts import acme, member, recipients  # noqa: F401  (acme is a fixture)
+from tests.test_dashboard import deliver
+
+pytest_plugins = ["tests.smtpserver"]
+pytestmark = pytest.mark.django_db
+
+
+def broken_mailbox(account, organization) -> Mailbox:
+    return Mailbox.objects.create(
+        organization=organization,
+        name="rua inbox",
+        host=account.dovecot.host,
+        port=account.dovecot.port,
+        security=Mailbox.Security.PLAIN,
+        username=account.username,
+        password_encrypted=encrypt("not-the-password"),
+    )
+
+
+def test_a_mailbox_failing_for_an_hour_is_emailed_once_per_outage(acme, imap_account, smtp_settings, settings):
+    settings.MAILBOX_ALERT_MINUTES = 60
+    mailbox = broken_mailbox(imap_account, acme.organization)
+    assert "refused the login" in mailboxes.poll(mailbox).error
+    mailbox.refresh_from_db()
+    began = mailbox.failing_since
+    assert began is not None
+    assert alerts.watch() == 0  # failing, but not for long enough yet
+
+    an_hour_on = began + datetime.timedelta(minutes=61)
+    assert alerts.watch(an_hour_on) == 2
+    received = smtp_settings.wait_for(2)
+    assert recipients(received) == ["alice@example.org", "bob@example.org"]  # not Globex's dave
+    message = received[0].message
+    assert message["Subject"] == "[dmarcdash] 1 alert for Acme"
+    text = message.get_body(("plain",)).get_content()
+    assert "Mailbox rua inbox has failed to poll for 61 minutes" in text
+    assert "refused the login" in text and "/ingestion/" in text
+    event = AlertEvent.objects.get(kind=AlertEvent.Kind.MAILBOX_FAILING)
+    assert event.domain is None and event.organization == acme.organization
+
+    # Still failing: the same outage is not reported again.
+    mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk))
+    assert alerts.watch(an_hour_on + datetime.timedelta(hours=2)) == 0
+
+    # Fixed, then broken again later: a new outage, a new alert.
+    Mailbox.objects.filter(pk=mailbox.pk).update(password_encrypted=encrypt(imap_account.password))
+    assert mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk)).error == ""
+    assert Mailbox.objects.get(pk=mailbox.pk).failing_since is None
+    Mailbox.objects.filter(pk=mailbox.pk).update(password_encrypted=encrypt("wrong-again"))
+    mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk))
+    began = Mailbox.objects.get(pk=mailbox.pk).failing_since
+    assert alerts.watch(began + datetime.timedelta(minutes=90)) == 2
+    assert AlertEvent.objects.filter(kind=AlertEvent.Kind.MAILBOX_FAILING).count() == 2
+
+
+def test_the_alerts_page_shows_organization_events_to_members_only(client, acme, imap_account, smtp_settings):
+    mailbox = broken_mailbox(imap_account, acme.organization)
+    mailboxes.poll(mailbox)
+    alerts.watch(Mailbox.objects.get(pk=mailbox.pk).failing_since + datetime.timedelta(hours=2))
+    event = AlertEvent.objects.get(kind=AlertEvent.Kind.MAILBOX_FAILING)
+    client.force_login(User.objects.get(username="carol"))  # a member, not subscribed
+    page = client.get("/alerts/").content.decode()
+    assert "Mailbox rua inbox has failed" in page and 'href="/ingestion/"' in page
+    client.force_login(User.objects.get(username="dave"))  # another organization
+    assert "Mailbox rua inbox" not in client.get("/alerts/").content.decode()
+    assert client.post(f"/alerts/{event.pk}/acknowledge/").status_code == 404
+    client.force_login(User.objects.get(username="alice"))
+    client.post(f"/alerts/{event.pk}/acknowledge/")
+    assert AlertEvent.objects.get(pk=event.pk).state == AlertEvent.State.ACKNOWLEDGED
+
+
+@pytest.fixture
+def zone(dns_server, monkeypatch):
+    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
+    return dns_server
+
+
+def publish(zone, record: str) -> None:
+    with zone._lock:
+        zone._records.pop(dns.name.from_text("_dmarc.example.com"), None)
+    zone.add("_dmarc.example.com", "TXT", f'"{record}"')
+
+
+def test_the_scheduled_dns_check_alerts_when_the_record_changes(acme, zone, smtp_settings, settings):
+    settings.DNS_CHECK_HOURS = 24
+    publish(zone, "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com")
+    Domain.objects.exclude(pk=acme.pk).delete()  # Globex's domain has no records in this zone
+    assert health.check_records_due() == 1
+    assert health.check_records_due() == 0  # checked: not due again for a day
+    assert alerts.watch() == 0  # the first sight of a valid record is not a change
+
+    publish(zone, "v=DMARC1; p=none")  # someone weakened it
+    tomorrow = timezone.now() + datetime.timedelta(hours=25)
+    assert health.check_records_due(now=tomorrow) == 1
+    assert alerts.watch() == 2
+    text = smtp_settings.wait_for(2)[0].message.get_body(("plain",)).get_content()
+    assert "The DMARC record of example.com changed" in text
+    assert "Was: v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com. Now: v=DMARC1; p=none." in text
+    assert "/domains/example.com/policy/" in text
+    assert PolicyPlan.objects.get(domain=acme).dns_record == "v=DMARC1; p=none"
+
+
+def test_a_subscription_limited_to_some_domains(client, acme, smtp_settings):
+    other = Domain.objects.create(organization=acme.organization, name="example.net")
+    carol = User.objects.get(username="carol")
+    client.force_login(carol)
+    pk = str(acme.organization.pk)
+    assert "example.net" in client.get("/account/").content.decode()
+    client.post("/account/", {"time_zone": "", "alerts": [pk], f"domains-{pk}": [str(other.pk)]})
+    assert list(AlertSubscription.objects.get(user=carol).domains.all()) == [other]
+    deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
+    assert alerts.run([acme]) == 2
+    assert "carol@example.org" not in recipients(smtp_settings.wait_for(2))
+    # Ticking every domain is "all of them", so a domain added later is included.
+    client.post("/account/", {"time_zone": "", "alerts": [pk], f"domains-{pk}": [str(acme.pk), str(other.pk)]})
+    assert not AlertSubscription.objects.get(user=carol).domains.exists()
+
+
+def test_a_mute_lasts_the_chosen_period(client, acme, smtp_settings):
+    deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
+    alerts.run([acme])
+    event = AlertEvent.objects.get(state=AlertEvent.State.OPEN)
+    client.force_login(User.objects.get(username="alice"))
+    assert '<option value="30">30 days</option>' in client.get("/alerts/").content.decode()
+    client.post(f"/alerts/{event.pk}/mute/", {"days": "30", "scope": "source"})
+    mute = AlertMute.objects.get()
+    assert mute.key == event.key
+    assert datetime.timedelta(days=29) < mute.until - timezone.now() <= datetime.timedelta(days=30)
+    viewer = member(acme.organization, "victor")
+    viewer.memberships.update(role="viewer")
+    client.force_login(viewer)
+    assert client.post(f"/alerts/{event.pk}/mute/", {"days": "1"}).status_code == 404
