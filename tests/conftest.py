@@ -3,8 +3,11 @@ from pathlib import Path
 import dns.resolver
 import pytest
 
-from reports.parsing import Limits
-from tests.dkimkeys import FakeDns
+# Shared fixtures that test modules also import helpers from: rewrite their asserts too.
+pytest.register_assert_rewrite("tests.alerting")
+
+from reports.parsing import Limits  # noqa: E402
+from tests.dkimkeys import FakeDns  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "parsedmarc-samples"
 

@@ -6,42 +6,13 @@ import pytest
 from django.contrib.auth.models import User
 
 from reports import alerts
-from reports.models import AlertEmail, AlertEvent, AlertSubscription, Domain, Membership, Organization
+from reports.models import AlertEmail, AlertEvent, AlertSubscription, Domain
+from tests.alerting import CLEAN, recipients
 from tests.builders import record_xml
 from tests.test_dashboard import deliver
 
-pytest_plugins = ["tests.smtpserver"]
+pytest_plugins = ["tests.smtpserver", "tests.alerting"]
 pytestmark = pytest.mark.django_db
-
-CLEAN = "192.0.2.10"
-
-
-def member(organization, name: str, subscribed: bool = True) -> User:
-    user = User.objects.create_user(name, email=f"{name}@example.org", password="x")
-    Membership.objects.create(user=user, organization=organization, role=Membership.Role.ADMIN)
-    if subscribed:
-        AlertSubscription.objects.create(user=user, organization=organization)
-    return user
-
-
-@pytest.fixture
-def acme():
-    """Acme owns example.com; alice and bob subscribed, carol did not. Globex's dave subscribed."""
-    organization = Organization.objects.create(name="Acme", slug="acme")
-    domain = Domain.objects.create(organization=organization, name="example.com")
-    member(organization, "alice")
-    member(organization, "bob")
-    member(organization, "carol", subscribed=False)
-    globex = Organization.objects.create(name="Globex", slug="globex")
-    Domain.objects.create(organization=globex, name="globex.example")
-    member(globex, "dave")
-    deliver([record_xml(ip=CLEAN, count=100), record_xml(ip="198.18.0.1", count=3, dkim="fail", spf="fail")], 3)
-    alerts.run([domain])  # the first run: what already fails is known, not new
-    return Domain.objects.get(pk=domain.pk)
-
-
-def recipients(received) -> list[str]:
-    return sorted(address for item in received for address in item.rcpt_tos)
 
 
 def test_the_first_run_sends_nothing_and_records_the_known_sources(acme, smtp_settings):

@@ -13,12 +13,12 @@ from reports import alerts, health, sources
 from reports import mailbox as mailboxes
 from reports.models import AlertEvent, AlertMute, AlertSubscription, Domain, Mailbox, PolicyPlan
 from reports.secrets import encrypt
+from tests.alerting import member, recipients
 from tests.builders import record_xml
 from tests.dnsserver import resolver_for
-from tests.test_alerts import acme, member, recipients  # noqa: F401  (acme is a fixture)
 from tests.test_dashboard import deliver
 
-pytest_plugins = ["tests.smtpserver"]
+pytest_plugins = ["tests.smtpserver", "tests.alerting"]
 pytestmark = pytest.mark.django_db
 
 
