@@ -233,6 +233,12 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-windows": {"task": "reports.tasks.refresh_windows", "schedule": 600.0, "options": {"expires": 590}},
     # Events that need no new report (a failing mailbox, silence) and the emails whose retry time came.
     "send-alert-emails": {"task": "reports.tasks.send_alert_emails", "schedule": 60.0, "options": {"expires": 55}},
+    # Raw inputs and records past each organization's retention are removed (rollups stay).
+    "apply-retention": {
+        "task": "reports.tasks.apply_retention",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"expires": 3600},
+    },
     # Each domain's published DMARC record, looked up again once DNS_CHECK_HOURS have passed.
     "check-dmarc-records": {
         "task": "reports.tasks.check_dmarc_records",
@@ -264,6 +270,14 @@ else:
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "dmarcdash@localhost")
 # Where users reach this install: alert emails link back to its pages.
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000/")
+# Invitation links to join an organization stop working after this many days.
+INVITATION_DAYS = envint("INVITATION_DAYS", 7, minimum=1)
+# A session ends after this many hours (idle or not); log in again after.
+SESSION_COOKIE_AGE = envint("SESSION_HOURS", 12, minimum=1) * 3600
+# Login throttling: this many failed attempts for one username or one address within
+# LOGIN_LOCKOUT_MINUTES locks further attempts out until the window has passed.
+LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 # A mailbox whose polls keep failing for this long raises an alert (one per outage).
 MAILBOX_ALERT_MINUTES = envint("MAILBOX_ALERT_MINUTES", 60, minimum=1)
 # How often the published DMARC record of each domain is looked up, to alert when it changes.

@@ -36,6 +36,18 @@ class Organization(models.Model):
         default=Unverified.FLAG,
         help_text="how reports whose email is not DKIM-verified for the reporter's domain are treated",
     )
+    raw_retention_days = models.PositiveIntegerField(
+        default=0, help_text="days the raw inputs (XML, archives, emails) are kept; 0 keeps them forever"
+    )
+    record_retention_days = models.PositiveIntegerField(
+        default=0, help_text="days report records are kept (the daily rollups stay); 0 keeps them forever"
+    )
+    alert_min_messages = models.PositiveIntegerField(
+        default=1, help_text="new domains start with this threshold for a new failing source"
+    )
+    subscribe_new_members = models.BooleanField(
+        default=True, help_text="members who join get alert emails (they can change it)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OrganizationQuerySet.as_manager()
@@ -62,6 +74,69 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} is {self.role} of {self.organization}"
+
+
+class Invitation(models.Model):
+    """An emailed invitation to join an organization with a role; the link carries a signed,
+    expiring token naming this row, so a link works once and can be revoked."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Membership.Role.choices, default=Membership.Role.VIEWER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.email} invited to {self.organization} as {self.role}"
+
+    @property
+    def pending(self) -> bool:
+        return self.accepted_at is None and self.revoked_at is None
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when, with the values before and after (reports/audit.py writes these)."""
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    organization_name = models.CharField(max_length=200, blank=True, help_text="kept when the organization is gone")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    actor = models.CharField(max_length=150, blank=True, help_text="the username at the time (kept if deleted)")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    action = models.CharField(max_length=60, help_text="e.g. domain.added, member.role-changed")
+    target = models.CharField(max_length=300, blank=True, help_text="what was changed, in words")
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["organization", "-at"], name="audit_by_org")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.target}"
+
+
+class TotpDevice(models.Model):
+    """A user's TOTP second factor (RFC 6238); the secret is stored encrypted (reports/secrets.py)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp")
+    secret_encrypted = models.TextField()
+    confirmed_at = models.DateTimeField(null=True, blank=True, help_text="set once a first code was accepted")
+    last_step = models.BigIntegerField(default=0, help_text="the last time step accepted: a code works once")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"TOTP of {self.user}"
 
 
 class DomainQuerySet(models.QuerySet):
@@ -234,6 +309,9 @@ class Intake(models.Model):
     size = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED, db_index=True)
     error = models.TextField(blank=True)
+    raw_purged_at = models.DateTimeField(
+        null=True, blank=True, help_text="when retention removed the raw bytes (replay is no longer possible)"
+    )
     reports_stored = models.PositiveIntegerField(default=0)
     reports_duplicate = models.PositiveIntegerField(default=0)
     parts_refused = models.PositiveIntegerField(default=0)
@@ -364,6 +442,9 @@ class Report(models.Model):
         default=False, help_text="kept out of charts: not verified, and the organization quarantines such reports"
     )
     record_count = models.PositiveIntegerField(default=0)
+    records_purged_at = models.DateTimeField(
+        null=True, blank=True, help_text="when retention removed the records (the daily rollups keep the counts)"
+    )
     message_count = models.PositiveBigIntegerField(default=0)
     pass_count = models.PositiveBigIntegerField(default=0, help_text="messages passing DMARC")
     sources_registered = models.BooleanField(

@@ -1,6 +1,19 @@
 from django.urls import path
 
-from .views import account, alerts, api, dashboard, exports, intake, policy, reports
+from .views import (
+    account,
+    alerts,
+    api,
+    dashboard,
+    domains,
+    exports,
+    intake,
+    members,
+    orgsettings,
+    policy,
+    reports,
+    security,
+)
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
@@ -40,3 +53,5 @@ urlpatterns = [
     path("api/v1/domains/<str:name>/reporters", api.reporters, name="api-reporters"),
     path("api/v1/reports/<int:report_id>", api.report, name="api-report"),
 ]
+# Each area of the organization admin keeps its own patterns beside its views.
+urlpatterns += members.urlpatterns + domains.urlpatterns + orgsettings.urlpatterns + security.urlpatterns

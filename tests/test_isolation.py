@@ -10,58 +10,29 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from reports import invitations
 from reports.ingest import ingest_bytes
-from reports.models import AlertEvent, ApiToken, Domain, Intake, Membership, Organization, Sender, SourceIP
+from reports.models import (
+    AlertEvent,
+    ApiToken,
+    Domain,
+    Intake,
+    Invitation,
+    Mailbox,
+    Membership,
+    Organization,
+    Sender,
+    SourceIP,
+)
 from tests.builders import record_xml, report_xml
+from tests.rules import all_rules
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 SECRET_IP = "203.0.113.77"
 SECRET_REPORT = "acme-secret-report"
 
-# name -> how a stranger is kept out: "404" (the object is another organization's),
-# "list" (a page of the stranger's own things: must not show Acme's), "auth" (login
-# views, open to anyone), "post404" (POST-only, 404 for another organization's object).
-RULES = {
-    "home": "list",
-    "domain": "404",
-    "domain-sources": "404",
-    "source": "404",
-    "domain-senders": "404",
-    "sender": "404",
-    "domain-reporters": "404",
-    "domain-dkim": "404",
-    "policy": "404",
-    "policy-check": "post404",
-    "policy-move": "post404",
-    "policy-settings": "post404",
-    "policy-recompute": "post404",
-    "policy-health": "post404",
-    "export-sources": "404",
-    "export-senders": "404",
-    "export-reporters": "404",
-    "export-dkim": "404",
-    "report-list": "list",
-    "report": "404",
-    "report-raw": "404",
-    "export-report-records": "404",
-    "account": "list",
-    "alerts": "list",
-    "alert-acknowledge": "post404",
-    "alert-mute": "post404",
-    "upload": "list",
-    "ingestion": "list",
-    "replay": "post404",
-    "api-intake": "auth",
-    "api-domains": "list",
-    "api-daily": "404",
-    "api-sources": "404",
-    "api-senders": "404",
-    "api-reporters": "404",
-    "api-report": "404",
-    "login": "auth",
-    "logout": "auth",
-}
+RULES = all_rules()
 
 
 def patterns(resolver=None, prefix=""):
@@ -90,7 +61,19 @@ def acme():
     sender = Sender.objects.create(organization=organization, slug="acme-private", name="Acme private relay")
     SourceIP.objects.create(ip=SECRET_IP, ptr="relay.example.com", sender=sender)
     event = AlertEvent.objects.create(domain=domain, kind="new-failing-source", key="k", title="Acme alert")
+    alice = User.objects.create_user("alice", email="alice@example.com", password="alice-password")
+    membership = Membership.objects.create(user=alice, organization=organization, role=Membership.Role.OWNER)
+    invitation = Invitation.objects.create(organization=organization, email="new@example.com", invited_by=alice)
+    mailbox = Mailbox.objects.create(organization=organization, name="Acme rua", host="imap.example.com", username="u")
+    api_token, _ = ApiToken.issue(organization, "Acme script")
     return {
+        "slug": organization.slug,
+        "member_id": membership.pk,
+        "invitation_id": invitation.pk,
+        "mailbox_id": mailbox.pk,
+        "token_id": api_token.pk,
+        "token": invitations.token_for(invitation),
+        "uidb64": "MQ",
         "name": domain.name,
         "ip": SECRET_IP,
         "sender_id": sender.pk,
@@ -115,8 +98,8 @@ def bob():
 def url_for(route: str, kwargs: dict) -> str:
     url = "/" + route
     for key, value in kwargs.items():
-        for converter in ("str", "int"):
-            url = url.replace(f"<{converter}:{key}>", str(value))
+        for converter in ("str:", "int:", "slug:", ""):
+            url = url.replace(f"<{converter}{key}>", str(value))
     assert "<" not in url, f"no value for a parameter of {route}"
     return url
 
@@ -132,14 +115,14 @@ def test_a_user_of_another_organization_gets_404_or_nothing_everywhere(client, a
     for name, route in patterns():
         rule = RULES[name]
         url = url_for(route, acme)
-        if rule == "auth":
+        if rule.outsider == "open":
             continue
-        if rule == "post404":
+        if rule.method == "POST":
             assert client.post(url).status_code == 404, url
             continue
         response = client.get(url)
         body = b"".join(response.streaming_content) if response.streaming else response.content
-        if rule == "404":
+        if rule.outsider == "404":
             assert response.status_code == 404, f"{name}: {url} answered {response.status_code}"
             with_token = client.get(url, HTTP_AUTHORIZATION=f"Bearer {token}")
             assert with_token.status_code in (302, 404), f"{name} with Bob's token: {with_token.status_code}"
@@ -164,10 +147,10 @@ def test_the_api_token_of_another_organization_lists_only_its_domains(client, ac
 
 def test_every_page_asks_an_anonymous_visitor_to_log_in(client, acme):
     for name, route in patterns():
-        if RULES[name] == "auth":
+        if RULES[name].outsider == "open":
             continue
         url = url_for(route, acme)
-        response = client.post(url) if RULES[name] == "post404" else client.get(url)
+        response = client.post(url) if RULES[name].method == "POST" else client.get(url)
         if name.startswith("api-"):
             assert response.status_code == 401, url
         else:

@@ -1,0 +1,3 @@
+"""Members of an organization: the list, invitations, role changes and removal; switching organizations."""
+
+urlpatterns = []

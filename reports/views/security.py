@@ -1,0 +1,3 @@
+"""Accounts: password reset by email, TOTP two-factor, login throttling."""
+
+urlpatterns = []
