@@ -10,6 +10,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
+from .. import audit
 from ..models import AlertEvent, AlertSubscription, Organization, Profile
 
 
@@ -26,6 +27,14 @@ class ProfileForm(forms.ModelForm):
         fields = ["time_zone"]
 
 
+def _subscription_state(subscription: AlertSubscription) -> dict:
+    return {
+        "mode": subscription.mode,
+        "kinds": subscription.kinds or "all",
+        "domains": sorted(domain.name for domain in subscription.domains.all()) or "all",
+    }
+
+
 @login_required
 def account(request):
     profile, _ = Profile.objects.get_or_create(user=request.user)
@@ -33,6 +42,9 @@ def account(request):
     organizations = list(Organization.objects.filter(memberships__user=request.user).order_by("name"))
     if request.method == "POST" and form.is_valid():
         form.save()
+        before = {
+            s.organization_id: _subscription_state(s) for s in AlertSubscription.objects.filter(user=request.user)
+        }
         # One checkbox per organization the user belongs to: email me its alerts.
         wanted = set(request.POST.getlist("alerts"))
         for organization in organizations:
@@ -56,6 +68,13 @@ def account(request):
             own = organization.domains.all()
             chosen = own.filter(pk__in=[v for v in request.POST.getlist(f"domains-{organization.pk}") if v.isdigit()])
             subscription.domains.set([] if chosen.count() == own.count() else chosen)
+        after = {s.organization_id: _subscription_state(s) for s in AlertSubscription.objects.filter(user=request.user)}
+        for organization in organizations:
+            old, new = before.get(organization.pk, {}), after.get(organization.pk, {})
+            if old != new:
+                audit.record(
+                    request, organization, "alerts.subscription-changed", request.user.get_username(), old, new
+                )
         messages.success(request, "Saved.")
         return redirect("account")
     subscriptions = {

@@ -4,11 +4,13 @@ from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from .. import audit
 from ..models import AlertEvent, AlertMute, Membership, Organization
 from ..stats import PAGE_SIZE
 
@@ -54,7 +56,11 @@ def managed_event(request, event_id: int) -> AlertEvent:
 @require_POST
 def acknowledge(request, event_id: int):
     event = managed_event(request, event_id)
-    AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(state=AlertEvent.State.ACKNOWLEDGED)
+    with transaction.atomic():
+        if AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(
+            state=AlertEvent.State.ACKNOWLEDGED
+        ):
+            audit.record(request, event.organization, "alerts.acknowledged", event.title)
     return redirect("alerts")
 
 
@@ -68,8 +74,10 @@ def mute(request, event_id: int):
     days = request.POST.get("days", "7")
     days = int(days) if days.isdigit() and 0 < int(days) <= 365 else 7
     key = "" if request.POST.get("scope") == "domain" else event.key
-    AlertMute.objects.create(
-        domain=event.domain, key=key, until=timezone.now() + timedelta(days=days), user=request.user
-    )
-    AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(state=AlertEvent.State.MUTED)
+    until = timezone.now() + timedelta(days=days)
+    with transaction.atomic():
+        AlertMute.objects.create(domain=event.domain, key=key, until=until, user=request.user)
+        AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(state=AlertEvent.State.MUTED)
+        what = f"{event.domain.name} {key}".strip()
+        audit.record(request, event.organization, "alerts.muted", what, after={"until": until.isoformat()})
     return redirect("alerts")

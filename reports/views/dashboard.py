@@ -14,7 +14,8 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import urlencode
 
 from .. import charts, stats
-from ..models import DailySource, Domain, Record, Sender, SourceIP
+from ..access import current_organization, has_role
+from ..models import DailySource, Domain, Membership, Record, Sender, SourceIP
 from ..stats import Filters, Period, PeriodError
 
 SOURCE_COLUMNS = (
@@ -73,10 +74,15 @@ def _context(request, domain: Domain, tab: str, *, filtered: bool = True) -> dic
 
 @login_required
 def home(request):
-    """One row per domain the user may see: volume, pass rate, trend, policy, failing sources."""
-    domains = list(Domain.objects.for_user(request.user).order_by("name"))
+    """One row per domain of the organization the user works in: volume, pass rate, trend, policy,
+    failing sources. Members of several organizations switch between them in the header."""
+    organization = current_organization(request)
+    domains = list(Domain.objects.for_user(request.user).filter(organization=organization).order_by("name"))
     period = Period.last(stats.DEFAULT_DAYS)
-    return render(request, "reports/dashboard.html", {"rows": stats.domain_rows(domains, period), "period": period})
+    context = {"rows": stats.domain_rows(domains, period), "period": period, "organization": organization}
+    if organization is not None:
+        context["can_add"] = has_role(request.user, organization, Membership.Role.ADMIN)
+    return render(request, "reports/dashboard.html", context)
 
 
 @login_required

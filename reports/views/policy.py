@@ -15,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import health, readiness, rollout
+from .. import audit, health, readiness, rollout
 from ..models import PolicyEvent, PolicyPlan
 from ..policy import dmarc
 from .dashboard import visible_domain
@@ -167,6 +167,14 @@ def move(request, name: str, direction: str):
             metrics=(plan.readiness or {}).get("metrics", {}),
             note=plan.rollback if direction == "rollback" else "",
         )
+        audit.record(
+            request,
+            domain.organization,
+            "policy.advanced" if direction == "advance" else "policy.rolled-back",
+            domain.name,
+            {"stage": plan.stage},
+            {"stage": stage.key, "record": plan.dns_record},
+        )
         plan.stage, plan.stage_started_at, plan.rollback = stage.key, timezone.now(), ""
         plan.save(update_fields=["stage", "stage_started_at", "rollback"])
     readiness.refresh(domain)
@@ -201,8 +209,12 @@ def settings_view(request, name: str):
         thresholds[key] = int(number) if isinstance(default, int) else number
     plan = form.save(commit=False)
     plan.thresholds = thresholds
-    plan.save()
     after = {"parked": plan.parked, "mailing_lists": plan.mailing_lists, "rua": plan.rua, **thresholds}
+    with transaction.atomic():
+        plan.save()
+        audit.record(
+            request, domain.organization, "policy.settings-changed", domain.name, *audit.changed(before, after)
+        )
     PolicyEvent.objects.create(
         domain=domain,
         user=request.user,
