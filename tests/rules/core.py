@@ -34,7 +34,7 @@ RULES = {
     "alerts": OWN,
     "alert-acknowledge": MANAGE,
     "alert-mute": MANAGE,
-    "upload": OWN,
+    "upload": Rule("list", "GET", "admin"),  # uploading adds reports: managers only
     "ingestion": OWN,
     "replay": MANAGE,
     "api-intake": OPEN,  # its own token check: tests/test_ingest and the API tests
