@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from . import rawstore, rollups
 from .authenticity import Authenticity
-from .models import Domain, Intake, Organization, Record, Report
+from .models import Intake, Organization, Record, Report
 from .parsing import Document, Limits, NotAggregateReport, Refusal, ReportError, find_documents, parse_aggregate
 from .parsing.aggregate import Record as ParsedRecord
 from .parsing.aggregate import Report as ParsedReport
@@ -402,18 +402,15 @@ def _finish_report(
 
 
 def _domain_for(name: str, intake: Intake | None) -> tuple[int | None, str]:
-    """The claimed domain a report belongs to, if the input came from that domain's organization,
-    with that organization's treatment of unverified reports. (One plain query: this runs per report.)"""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT d.id, d.organization_id, o.unverified_reports FROM {Domain._meta.db_table} d "  # noqa: S608
-            f"JOIN {Organization._meta.db_table} o ON o.id = d.organization_id WHERE d.name = %s",
-            [name],
-        )
-        row = cursor.fetchone()
-    if row is None or (intake is not None and intake.organization_id not in (None, row[1])):
+    """The claimed domain a report belongs to (its policy domain's, or the nearest parent's: see
+    reports/onboarding.py), if the input came from that domain's organization or an operator, with
+    that organization's treatment of unverified reports. (One query: this runs per report.)"""
+    from .onboarding import owning_domain  # the walk up to a parent domain is onboarding's rule
+
+    domain = owning_domain(name, intake.organization_id if intake is not None else None)
+    if domain is None:
         return None, ""
-    return row[0], row[2]
+    return domain.pk, domain.organization.unverified_reports
 
 
 def write_records(report_id: int, records: Iterable[ParsedRecord]) -> tuple[int, int, int]:

@@ -180,17 +180,16 @@ class Domain(models.Model):
         )
 
     def claim_reports(self) -> int:
-        """Attach the reports that arrived before this domain was added.
+        """Attach the reports that arrived before this domain was added: its own and its
+        subdomains' that no more specific Domain owns (reports/onboarding.py ``claimable``).
 
         Only reports an operator imported or this organization received: another
         tenant must not be able to plant reports in a domain before it is claimed.
         """
-        from . import rollups  # rollups reads these models
+        from . import onboarding, rollups  # both read these models
 
-        mine = Q(intake__isnull=True) | Q(intake__organization__isnull=True) | Q(intake__organization=self.organization)
         with transaction.atomic():
-            unclaimed = Report.objects.select_for_update(of=("self",)).filter(mine, domain=None)
-            claimed = list(unclaimed.filter(policy_domain=self.name))
+            claimed = list(onboarding.claimable(self).select_for_update(of=("self",)))
             Report.objects.filter(pk__in=[report.pk for report in claimed]).update(domain=self)
             for report in claimed:
                 report.domain = self

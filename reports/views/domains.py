@@ -1,3 +1,266 @@
-"""Adding a domain, the records to publish for it, the live check, and claiming its earlier reports."""
+"""Adding a domain, the records to publish for it, the live check, and claiming its earlier reports.
 
-urlpatterns = []
+Members see the pages; admins add, check and claim; only owners delete. Everyone else gets 404,
+as for a domain of another organization, so neither learns that it exists.
+"""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max, Min
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from .. import audit, health, onboarding, sources
+from ..access import has_role, organization_for
+from ..authenticity import organizational_domain
+from ..models import Domain, Membership, PolicyEvent, PolicyPlan, Report
+from ..policy import dmarc, dns
+from .dashboard import visible_domain
+
+MAX_GROUPS = 200  # unclaimed policy domains listed; a flood of junk reports must not make the page huge
+
+
+def _dns_status(plan: PolicyPlan | None, address: str) -> tuple[str, str]:
+    """(text, css class) of what the last check of _dmarc.<domain> found."""
+    if plan is None or plan.dns_checked_at is None:
+        return "not checked yet", "muted"
+    if not plan.dns_record:
+        return "no DMARC record", "bad"
+    found = dmarc.parse_dmarc(plan.dns_record.split("\n"))
+    if found.errors:
+        return f"record with errors: {found.errors[0]}", "bad"
+    policy = f"p={found.policy}"
+    if address and not onboarding.sends_here(found, address):
+        return f"{policy}; rua does not include {address}", "warning"
+    return f"{policy}; reports come here" if address else policy, "good"
+
+
+@login_required
+def org_domains(request, slug: str):
+    organization = organization_for(request, slug)
+    address = onboarding.report_address()
+    domains = list(
+        Domain.objects.filter(organization=organization)
+        .annotate(report_count=Count("reports"), last_report=Max("reports__end"))
+        .order_by("name")
+    )
+    plans = {plan.domain_id: plan for plan in PolicyPlan.objects.filter(domain__in=domains)}
+    for domain in domains:
+        domain.dns_status, domain.dns_class = _dns_status(plans.get(domain.pk), address)
+    groups = list(
+        onboarding.unclaimed_for(organization, request.user)
+        .values("policy_domain")
+        .annotate(count=Count("id"), first=Min("begin"), last=Max("end"))
+        .order_by("-count", "policy_domain")[:MAX_GROUPS]
+    )
+    owners = onboarding.owners(group["policy_domain"] for group in groups)
+    ours = {domain.name for domain in domains}
+    for group in groups:
+        owner = owners.get(group["policy_domain"])
+        # A report this organization received for a domain another organization has stays theirs
+        # to claim; say only that it is taken.
+        group["owner"] = owner.name if owner is not None and owner.organization_id == organization.pk else ""
+        group["taken"] = owner is not None and owner.organization_id != organization.pk
+        base = organizational_domain(group["policy_domain"])
+        group["base"] = base if base and base != group["policy_domain"] and base not in ours else ""
+    context = {
+        "organization": organization,
+        "tab": "domains",
+        "domains": domains,
+        "groups": groups,
+        "more_groups": len(groups) == MAX_GROUPS,
+        "can_manage": has_role(request.user, organization, Membership.Role.ADMIN),
+    }
+    return render(request, "org/domains.html", context)
+
+
+@login_required
+@require_POST
+def add(request, slug: str):
+    organization = organization_for(request, slug, Membership.Role.ADMIN)
+    try:
+        name = onboarding.clean_name(request.POST.get("name", ""))
+    except onboarding.InvalidName as exc:
+        messages.error(request, f"Not added: {exc}")
+        return redirect("org-domains", slug=organization.slug)
+    existing = onboarding.owning_domain(name)
+    if existing is not None and existing.name == name:
+        if existing.organization_id == organization.pk:
+            messages.error(request, f"Not added: {name} is already one of {organization.name}'s domains.")
+        else:
+            messages.error(request, f"Not added: {name} is already monitored by another organization.")
+        return redirect("org-domains", slug=organization.slug)
+    if existing is not None and existing.organization_id != organization.pk:
+        # Its reports go to the parent's organization; a second tenant must not split them off.
+        messages.error(request, f"Not added: {name} is under a domain another organization monitors.")
+        return redirect("org-domains", slug=organization.slug)
+    try:
+        with transaction.atomic():
+            domain = Domain.objects.create(
+                organization=organization, name=name, alert_min_messages=organization.alert_min_messages
+            )
+            claimed = domain.claim_reports()
+            audit.record(
+                request,
+                organization,
+                "domain.added",
+                name,
+                after={"name": name, "alert_min_messages": domain.alert_min_messages, "claimed": claimed},
+            )
+    except IntegrityError:  # added by someone else a moment ago
+        messages.error(request, f"Not added: {name} is already monitored.")
+        return redirect("org-domains", slug=organization.slug)
+    messages.success(request, f"{name} added: {claimed} earlier report{'s' if claimed != 1 else ''} claimed.")
+    return redirect("domain-setup", name=domain.name)
+
+
+def _last_setup_check(domain: Domain, address: str) -> dict | None:
+    """What the last live check from this page found about the verification record, if it asked
+    about the current report address (the DMARC record itself is on the plan)."""
+    event = PolicyEvent.objects.filter(domain=domain, kind=PolicyEvent.Kind.CHECKED, metrics__has_key="setup").first()
+    if event is None or event.metrics["setup"].get("address") != address:
+        return None
+    return {"at": event.at, **event.metrics["setup"]}
+
+
+@login_required
+def setup(request, name: str):
+    domain = visible_domain(request, name)
+    organization = domain.organization
+    address = onboarding.report_address()
+    plan = PolicyPlan.objects.filter(domain=domain).first()
+    checked = plan is not None and plan.dns_checked_at is not None
+    found = dmarc.parse_dmarc(plan.dns_record.split("\n") if plan.dns_record else []) if checked else None
+    context = {
+        "organization": organization,
+        "tab": "domains",
+        "domain": domain,
+        "address": address,
+        "rua_setting": settings.DMARC_RUA,
+        "record": onboarding.new_record(address),
+        "verification": onboarding.verification_records(domain.name, address),
+        "plan": plan,
+        "found": found,
+        "published": bool(found and found.texts),
+        "sends_here": bool(found and onboarding.sends_here(found, address)),
+        "merged": onboarding.merged_record(found, address) if found else "",
+        "last_check": _last_setup_check(domain, address),
+        "unclaimed": onboarding.claimable(domain).count(),
+        "report_count": Report.objects.filter(domain=domain).count(),
+        "can_manage": has_role(request.user, organization, Membership.Role.ADMIN),
+        "is_owner": has_role(request.user, organization, Membership.Role.OWNER),
+    }
+    return render(request, "org/domain_setup.html", context)
+
+
+def _domain_for_role(request, name: str, minimum: str) -> Domain:
+    domain = visible_domain(request, name)
+    if not has_role(request.user, domain.organization, minimum):
+        raise Http404(f"this needs the {minimum} role")
+    return domain
+
+
+@login_required
+@require_POST
+def check(request, name: str):
+    """Look up the DMARC record and the verification record now, and say what is missing."""
+    domain = _domain_for_role(request, name, Membership.Role.ADMIN)
+    address = onboarding.report_address()
+    lookup = health.check_record(domain)
+    if lookup.result is None:
+        messages.error(request, f"{lookup.name}: the lookup failed ({lookup.status}: {lookup.detail}); try again.")
+        return redirect("domain-setup", name=domain.name)
+    found = lookup.result
+    findings, good = [], True
+    if not found.found:
+        findings.append(f"No DMARC record at {lookup.name} yet: publish the record below.")
+        good = False
+    else:
+        findings.append(f"DMARC record found at {lookup.name}: {'; '.join(found.texts)}.")
+        if found.errors:
+            findings.append(f"Problems: {'; '.join(found.errors)}.")
+            good = False
+        if address and onboarding.sends_here(found, address):
+            findings.append(f"Its rua= sends aggregate reports to {address}.")
+        elif address:
+            findings.append(f"Its rua= does not include mailto:{address}: no reports will reach this dashboard.")
+            good = False
+    verification = dns.check_external_verification(domain.name, [f"mailto:{address}"], sources.make_resolver())
+    for item in verification:
+        if item.published:
+            findings.append(f'{item.host} TXT "{item.value}" is published.')
+        else:
+            findings.append(f'{item.host} TXT "{item.value}" is missing ({item.detail or item.status}).')
+            good = False
+    if not address:
+        findings.append("DMARC_RUA is not set: the operator must set it before reports can be sent here.")
+        good = False
+    PolicyEvent.objects.create(
+        domain=domain,
+        user=request.user,
+        kind=PolicyEvent.Kind.CHECKED,
+        record="\n".join(found.texts),
+        note=" ".join(findings),
+        metrics={
+            "setup": {
+                "address": address,
+                "sends_here": onboarding.sends_here(found, address),
+                "verification": [
+                    {"host": item.host, "published": item.published, "status": item.status, "detail": item.detail}
+                    for item in verification
+                ],
+            }
+        },
+    )
+    (messages.success if good else messages.error)(request, " ".join(findings))
+    return redirect("domain-setup", name=domain.name)
+
+
+@login_required
+@require_POST
+def claim(request, name: str):
+    domain = _domain_for_role(request, name, Membership.Role.ADMIN)
+    with transaction.atomic():
+        count = domain.claim_reports()
+        audit.record(request, domain.organization, "domain.claimed", domain.name, after={"count": count})
+    messages.success(request, f"{count} earlier report{'s' if count != 1 else ''} claimed for {domain.name}.")
+    return redirect("domain-setup", name=domain.name)
+
+
+@login_required
+@require_POST
+def delete(request, name: str):
+    domain = _domain_for_role(request, name, Membership.Role.OWNER)
+    organization = domain.organization
+    if request.POST.get("confirm", "").strip().lower().rstrip(".") != domain.name:
+        messages.error(request, f"Not deleted: type {domain.name} to confirm.")
+        return redirect("domain-setup", name=domain.name)
+    with transaction.atomic():
+        # Reports are kept, unclaimed, so adding the domain again brings them back.
+        kept = Report.objects.filter(domain=domain).update(domain=None)
+        audit.record(
+            request,
+            organization,
+            "domain.deleted",
+            domain.name,
+            before={"name": domain.name, "created_at": domain.created_at.isoformat(), "reports": kept},
+            after={"deleted_at": timezone.now().isoformat()},
+        )
+        domain.delete()
+    messages.success(request, f"{domain.name} deleted; {kept} report{'s' if kept != 1 else ''} kept, unclaimed.")
+    return redirect("org-domains", slug=organization.slug)
+
+
+urlpatterns = [
+    path("orgs/<slug:slug>/domains/", org_domains, name="org-domains"),
+    path("orgs/<slug:slug>/domains/add/", add, name="org-domain-add"),
+    path("domains/<str:name>/setup/", setup, name="domain-setup"),
+    path("domains/<str:name>/setup/check/", check, name="domain-setup-check"),
+    path("domains/<str:name>/setup/claim/", claim, name="domain-claim"),
+    path("domains/<str:name>/delete/", delete, name="domain-delete"),
+]
