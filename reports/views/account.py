@@ -6,12 +6,12 @@ from functools import cache
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
 from .. import audit
 from ..models import AlertEvent, AlertSubscription, Organization, Profile
+from . import security
 
 
 @cache
@@ -98,4 +98,5 @@ def login(request):
     """The login form; until the first account has logged in, it says where its password is."""
     password_file = settings.DATA_DIR / "admin-password"
     context = {"first_run": password_file.exists(), "password_file": password_file}
-    return auth_views.LoginView.as_view(extra_context=context)(request)
+    # Throttled, and a second step for users with two-factor on: reports/views/security.py.
+    return security.LoginView.as_view(extra_context=context)(request)
