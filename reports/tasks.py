@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import alerts, health, readiness, sources, windows
+from . import alerts, health, readiness, retention, sources, windows
 from . import mailbox as mailboxes
 from .models import Mailbox
 
@@ -66,3 +66,11 @@ def send_weekly_digests() -> int:
     """Queue this week's digest for every subscriber (once a week, whatever runs it) and send."""
     alerts.queue_digests()
     return alerts.send_due()
+
+
+@shared_task(ignore_result=True)
+def apply_retention() -> dict:
+    """Remove records and raw inputs past each organization's retention (daily; rollups stay).
+    A first run with much to remove may hit the time limit: it works in committed batches, so
+    the next run goes on where it stopped."""
+    return retention.apply()

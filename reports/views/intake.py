@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseGone, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -103,5 +103,12 @@ def replay(request, intake_id: int):
     managed = Organization.objects.for_user(request.user, Membership.MANAGERS)
     if not (request.user.is_superuser or managed.filter(pk=intake.organization_id).exists()):
         raise Http404("no such input")
+    if intake.raw_purged_at is not None:
+        # Without its bytes a replay would only mark a stored input as failed.
+        return HttpResponseGone(
+            f"Input #{intake.pk} cannot be replayed: its raw bytes were removed on {intake.raw_purged_at:%Y-%m-%d} "
+            "by the organization's retention of raw inputs. The reports stored from it are kept.\n",
+            content_type="text/plain; charset=utf-8",
+        )
     process_intake(intake)
     return redirect("ingestion")

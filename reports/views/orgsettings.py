@@ -1,3 +1,298 @@
-"""An organization's settings: mailboxes, API tokens, alert defaults, retention, unverified reports; the audit log."""
+"""An organization's settings: mailboxes, API tokens, alert defaults, retention, unverified reports; the audit log.
 
-urlpatterns = []
+Members read the settings and the mailboxes' state; admins change them and manage tokens; only
+owners rename the organization. Anyone else gets 404, as for another organization's page.
+Passwords and token secrets never reach a page after they are typed or shown once, nor the audit log.
+"""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from imapclient.exceptions import IMAPClientError
+
+from .. import audit
+from .. import mailbox as mailboxes
+from ..access import has_role, organization_for
+from ..models import ApiToken, AuditEntry, Mailbox, Membership
+from ..orgforms import MailboxForm, OrganizationSettingsForm, TokenForm
+from ..stats import PAGE_SIZE
+
+ADMIN = Membership.Role.ADMIN
+OWNER = Membership.Role.OWNER
+
+SETTINGS_FIELDS = [
+    "name",
+    "unverified_reports",
+    "raw_retention_days",
+    "record_retention_days",
+    "alert_min_messages",
+    "subscribe_new_members",
+]
+# What the audit log keeps of a mailbox: everything but the password (and where it is kept).
+MAILBOX_FIELDS = [
+    "name", "host", "port", "security", "username", "folder", "processed_folder", "invalid_folder",
+    "poll_interval", "enabled", "use_idle",
+]  # fmt: skip
+AUDIT_AREAS = [
+    ("domain", "Domains"),
+    ("member", "Members"),
+    ("mailbox", "Mailboxes"),
+    ("token", "API tokens"),
+    ("policy", "Policy"),
+    ("alerts", "Alerts"),
+    ("organization", "Organization settings"),
+]
+
+
+@login_required
+def settings_view(request, slug: str):
+    organization = organization_for(request, slug)
+    can_manage = has_role(request.user, organization, ADMIN)
+    can_rename = has_role(request.user, organization, OWNER)
+    form = None
+    if request.method == "POST":
+        organization = organization_for(request, slug, ADMIN)
+        before = audit.snapshot(organization, SETTINGS_FIELDS)
+        form = OrganizationSettingsForm(request.POST, instance=organization, can_rename=can_rename)
+        if form.is_valid():
+            with transaction.atomic():
+                organization = form.save()
+                old, new = audit.changed(before, audit.snapshot(organization, SETTINGS_FIELDS))
+                if new:
+                    audit.record(request, organization, "organization.settings-changed", organization.name, old, new)
+            messages.success(request, "Settings saved." if new else "Nothing changed.")
+            return redirect("org-settings", slug=organization.slug)
+        # The form changed the instance while validating: show the stored name in the header.
+        organization.refresh_from_db()
+    elif can_manage:
+        form = OrganizationSettingsForm(instance=organization, can_rename=can_rename)
+    context = {"organization": organization, "form": form, "can_manage": can_manage}
+    return render(request, "org/settings.html", context)
+
+
+@login_required
+def mailbox_list(request, slug: str):
+    organization = organization_for(request, slug)
+    context = {
+        "organization": organization,
+        "mailboxes": Mailbox.objects.filter(organization=organization).order_by("name"),
+        "can_manage": has_role(request.user, organization, ADMIN),
+    }
+    return render(request, "org/mailboxes.html", context)
+
+
+def _mailbox_snapshot(mailbox: Mailbox) -> dict:
+    return audit.snapshot(mailbox, MAILBOX_FIELDS)
+
+
+@login_required
+def mailbox_add(request, slug: str):
+    organization = organization_for(request, slug, ADMIN)
+    form = MailboxForm(request.POST or None, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            mailbox = form.save()
+            audit.record(
+                request,
+                organization,
+                "mailbox.added",
+                mailbox.name,
+                after={**_mailbox_snapshot(mailbox), "password set": True},
+            )
+        messages.success(request, f"Mailbox {mailbox.name} added: test the connection before its first poll.")
+        return redirect("org-mailbox", slug=organization.slug, mailbox_id=mailbox.pk)
+    return render(request, "org/mailbox_form.html", {"organization": organization, "form": form, "mailbox": None})
+
+
+def _mailbox(request, slug: str, mailbox_id: int):
+    organization = organization_for(request, slug, ADMIN)
+    return organization, get_object_or_404(Mailbox, organization=organization, pk=mailbox_id)
+
+
+@login_required
+def mailbox_edit(request, slug: str, mailbox_id: int):
+    organization, mailbox = _mailbox(request, slug, mailbox_id)
+    before = _mailbox_snapshot(mailbox)
+    form = MailboxForm(request.POST or None, instance=mailbox, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            mailbox = form.save()
+            old, new = audit.changed(before, _mailbox_snapshot(mailbox))
+            if form.cleaned_data.get("password"):
+                new["password changed"] = True
+            if new:
+                audit.record(request, organization, "mailbox.changed", mailbox.name, old, new)
+        messages.success(request, f"Mailbox {mailbox.name} saved." if new else "Nothing changed.")
+        return redirect("org-mailbox", slug=organization.slug, mailbox_id=mailbox.pk)
+    if request.method == "POST":
+        mailbox.refresh_from_db()  # validation changed the instance: show what is stored
+    context = {"organization": organization, "form": form, "mailbox": mailbox}
+    return render(request, "org/mailbox_form.html", context)
+
+
+@login_required
+@require_POST
+def mailbox_delete(request, slug: str, mailbox_id: int):
+    organization, mailbox = _mailbox(request, slug, mailbox_id)
+    with transaction.atomic():
+        # Its inputs stay in the ledger, no longer linked to a mailbox.
+        audit.record(request, organization, "mailbox.deleted", mailbox.name, before=_mailbox_snapshot(mailbox))
+        mailbox.delete()
+    messages.success(request, f"Mailbox {mailbox.name} deleted; the reports it brought in are kept.")
+    return redirect("org-mailboxes", slug=organization.slug)
+
+
+def check_connection(mailbox: Mailbox) -> tuple[bool, str]:
+    """Log in and select the folder, as a poll would, without fetching or moving anything."""
+    try:
+        mailboxes.password(mailbox)  # a missing password is said before anything is dialled
+        client = mailboxes.connect(mailbox)
+    except mailboxes.MailboxError as exc:
+        return False, str(exc)
+    try:
+        selected = client.select_folder(mailbox.folder, readonly=True)
+        count = selected.get(b"EXISTS", 0)
+    except (IMAPClientError, OSError) as exc:
+        return False, f"logged in, but the folder {mailbox.folder!r} cannot be opened: {exc}"
+    finally:
+        try:
+            client.logout()
+        except (IMAPClientError, OSError):
+            pass
+    return True, (
+        f"Connected to {mailbox.host}:{mailbox.port} as {mailbox.username}; "
+        f"the folder {mailbox.folder} holds {count} message{'s' if count != 1 else ''}."
+    )
+
+
+@login_required
+@require_POST
+def mailbox_test(request, slug: str, mailbox_id: int):
+    organization, mailbox = _mailbox(request, slug, mailbox_id)
+    ok, text = check_connection(mailbox)
+    if ok:
+        messages.success(request, text)
+    else:
+        messages.error(request, f"Connection test of {mailbox.name} failed: {text}")
+    return redirect("org-mailbox", slug=organization.slug, mailbox_id=mailbox.pk)
+
+
+def _tokens_page(request, organization, form, secret: str = "", created: ApiToken | None = None):
+    context = {
+        "organization": organization,
+        "tokens": ApiToken.objects.filter(organization=organization).order_by("revoked_at", "-created_at"),
+        "form": form,
+        "secret": secret,
+        "created": created,
+    }
+    response = render(request, "org/tokens.html", context)
+    if secret:
+        response["Cache-Control"] = "no-store"  # the one page with the secret must not be kept anywhere
+    return response
+
+
+@login_required
+def token_list(request, slug: str):
+    organization = organization_for(request, slug, ADMIN)
+    return _tokens_page(request, organization, TokenForm())
+
+
+@login_required
+@require_POST
+def token_create(request, slug: str):
+    organization = organization_for(request, slug, ADMIN)
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        return _tokens_page(request, organization, form)
+    with transaction.atomic():
+        token, secret = ApiToken.issue(organization, form.cleaned_data["name"])
+        audit.record(
+            request, organization, "token.created", str(token), after={"name": token.name, "prefix": token.prefix}
+        )
+    # Rendered, not redirected: the secret exists only in this response.
+    return _tokens_page(request, organization, TokenForm(), secret=secret, created=token)
+
+
+@login_required
+@require_POST
+def token_revoke(request, slug: str, token_id: int):
+    organization = organization_for(request, slug, ADMIN)
+    token = get_object_or_404(ApiToken, organization=organization, pk=token_id)
+    with transaction.atomic():
+        now = timezone.now()
+        if ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=now):
+            audit.record(
+                request,
+                organization,
+                "token.revoked",
+                str(token),
+                before={"revoked_at": None},
+                after={"revoked_at": now.isoformat()},
+            )
+            messages.success(request, f"Token {token.name} revoked: it no longer works.")
+        else:
+            messages.error(request, f"Token {token.name} was already revoked.")
+    return redirect("org-tokens", slug=organization.slug)
+
+
+def _shown(value) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+MISSING = object()
+
+
+def changes(entry: AuditEntry) -> list[dict]:
+    """The entry's values as key: before -> after rows, each side empty where it has no such key."""
+    before = entry.before if isinstance(entry.before, dict) else {"value": entry.before}
+    after = entry.after if isinstance(entry.after, dict) else {"value": entry.after}
+    rows = []
+    for key in dict.fromkeys([*before, *after]):
+        old, new = before.get(key, MISSING), after.get(key, MISSING)
+        rows.append(
+            {
+                "key": key,
+                "before": None if old is MISSING else _shown(old),
+                "after": None if new is MISSING else _shown(new),
+            }
+        )
+    return rows
+
+
+@login_required
+def audit_log(request, slug: str):
+    organization = organization_for(request, slug, ADMIN)
+    entries = AuditEntry.objects.filter(organization=organization)
+    area = request.GET.get("area", "")
+    if area in dict(AUDIT_AREAS):
+        entries = entries.filter(action__startswith=f"{area}.")
+    else:
+        area = ""
+    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    for entry in page.object_list:
+        entry.changes = changes(entry)
+    context = {"organization": organization, "page": page, "areas": AUDIT_AREAS, "area": area}
+    return render(request, "org/audit.html", context)
+
+
+urlpatterns = [
+    path("orgs/<slug:slug>/settings/", settings_view, name="org-settings"),
+    path("orgs/<slug:slug>/mailboxes/", mailbox_list, name="org-mailboxes"),
+    path("orgs/<slug:slug>/mailboxes/add/", mailbox_add, name="org-mailbox-add"),
+    path("orgs/<slug:slug>/mailboxes/<int:mailbox_id>/", mailbox_edit, name="org-mailbox"),
+    path("orgs/<slug:slug>/mailboxes/<int:mailbox_id>/delete/", mailbox_delete, name="org-mailbox-delete"),
+    path("orgs/<slug:slug>/mailboxes/<int:mailbox_id>/test/", mailbox_test, name="org-mailbox-test"),
+    path("orgs/<slug:slug>/tokens/", token_list, name="org-tokens"),
+    path("orgs/<slug:slug>/tokens/create/", token_create, name="org-token-create"),
+    path("orgs/<slug:slug>/tokens/<int:token_id>/revoke/", token_revoke, name="org-token-revoke"),
+    path("orgs/<slug:slug>/audit/", audit_log, name="org-audit"),
+]

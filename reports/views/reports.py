@@ -2,7 +2,7 @@
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponseGone, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from .. import rawxml
@@ -47,6 +47,14 @@ def report_detail(request, report_id: int):
 def report_raw(request, report_id: int):
     """The report's XML as the reporter sent it, as a download (never rendered by the browser)."""
     report = visible_report(request, report_id)
+    # Gone even while another organization's input keeps the same bytes: retention removed them for this one.
+    purged = report.intake.raw_purged_at if report.intake else None
+    if purged is not None:
+        return HttpResponseGone(
+            f"The XML of this report was removed on {purged:%Y-%m-%d} by the organization's retention of raw "
+            "inputs. The report's counts are kept.\n",
+            content_type="text/plain; charset=utf-8",
+        )
     chunks = rawxml.report_xml(report)
     if chunks is None:
         raise Http404("the raw input of this report is no longer kept")
