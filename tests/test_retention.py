@@ -204,6 +204,16 @@ def test_a_purged_input_is_not_replayed(acme, client):
     assert response.status_code == 410 and b"cannot be replayed" in response.content
     intake.refresh_from_db()
     assert intake.status == Intake.Status.STORED  # not turned into a failure
+    # Nor by the command, even when the input is among the refused ones it is told to replay.
+    Intake.objects.filter(pk=intake.pk).update(status=Intake.Status.PARTIAL)
+    out = io.StringIO()
+    call_command("replay", "--refused", stdout=out)
+    assert f"intake {intake.pk} skipped: its raw bytes were removed" in out.getvalue()
+    intake.refresh_from_db()
+    assert intake.status == Intake.Status.PARTIAL
+    # The ledger shows why instead of a Replay button.
+    page = client.get("/ingestion/").content.decode()
+    assert f'action="/ingestion/{intake.pk}/replay/"' not in page and "raw bytes removed" in page
 
 
 def test_quarantined_reports_and_unprocessed_inputs_keep_what_they_have(acme):

@@ -3,7 +3,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reports import alerts, health, readiness, sources, windows
+from reports import alerts, health, readiness, retention, sources, windows
 from reports import mailbox as mailboxes
 from reports.models import Mailbox, SourceIP
 
@@ -38,6 +38,7 @@ class Command(BaseCommand):
         for mailbox in Mailbox.objects.filter(enabled=True, use_idle=True):
             self.stdout.write(f"Watching {mailbox} with IMAP IDLE.")
             threading.Thread(target=mailboxes.watch, args=(mailbox,), daemon=True).start()
+        retained_on = None
         while True:
             for mailbox in mailboxes.due_mailboxes().filter(use_idle=False).order_by("pk"):
                 self.stdout.write(mailboxes.poll(mailbox).summary())
@@ -52,4 +53,8 @@ class Command(BaseCommand):
                 alerts.queue_digests()
             health.check_records_due()
             alerts.run() if refreshed else alerts.watch()
+            today = time.gmtime()[:3]
+            if retained_on != today:  # once a day (and at start): each organization's retention
+                retention.apply()
+                retained_on = today
             time.sleep(interval)

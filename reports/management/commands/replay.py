@@ -23,6 +23,11 @@ class Command(BaseCommand):
         if not ids and not refused:
             raise CommandError("name intake ids or use --refused")
         for intake in intakes.order_by("pk"):
+            if intake.raw_purged_at is not None:
+                # Without its bytes a replay would only mark the input failed; what it stored stays.
+                removed = f"{intake.raw_purged_at:%Y-%m-%d}"
+                self.stdout.write(f"intake {intake.pk} skipped: its raw bytes were removed on {removed} by retention")
+                continue
             result = process_intake(intake)
             for outcome in result.outcomes:
                 detail = f": {outcome.reason}" if outcome.reason else f" ({outcome.records} records)"
