@@ -274,6 +274,7 @@ class Intake(models.Model):
         UPLOAD = "upload", "Web upload"
         API = "api", "HTTP API"
         IMAP = "imap", "IMAP mailbox"
+        LMTP = "lmtp", "Direct delivery (LMTP/SMTP)"
 
     class Kind(models.TextChoices):
         AGGREGATE = "aggregate", "Aggregate report"
