@@ -204,6 +204,15 @@ DNS_RESOLVER = envstr("DNS_RESOLVER")
 DNS_TIMEOUT = envint("DNS_TIMEOUT", 3, minimum=1)
 # The address this install receives reports at: the rua= the policy workflow tells domains to publish.
 DMARC_RUA = envstr("DMARC_RUA")
+# Direct intake (manage.py intake_server): the addresses an MTA may deliver reports to, each
+# "address" (reports go to whichever organization claims their domain) or "address=org-slug".
+INTAKE_ADDRESSES = envlist("INTAKE_ADDRESSES", DMARC_RUA)
+# Where it listens: LMTP (what Postfix's lmtp transport speaks) and, optionally, SMTP.
+INTAKE_LMTP_LISTEN = envstr("INTAKE_LMTP_LISTEN", "127.0.0.1:2424")
+INTAKE_SMTP_LISTEN = envstr("INTAKE_SMTP_LISTEN")
+# The name it greets with, and how many messages it processes at once.
+INTAKE_HOSTNAME = envstr("INTAKE_HOSTNAME", "dmarcdash")
+INTAKE_THREADS = envint("INTAKE_THREADS", 2, minimum=1)
 # Offline ASN/country database built by manage.py update_asn_db.
 ASN_DATABASE = Path(envstr("ASN_DATABASE", str(DATA_DIR / "asn.sqlite3")))
 
