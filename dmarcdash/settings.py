@@ -7,6 +7,7 @@ start with a message naming the variable instead of failing later.
 """
 
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -104,6 +105,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app server itself (gunicorn has no static handler), with caching headers.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,6 +173,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # plotly.js is vendored under static/vendor/plotly (scripts/vendor_plotly.sh): no CDN, so
 # the Content-Security-Policy can stay 'self' and pages work without internet.
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise serves collectstatic's output (the image runs it at build), or, without one, the
+# files where they are: make run needs no collectstatic step.
+WHITENOISE_USE_FINDERS = not STATIC_ROOT.is_dir()
+if WHITENOISE_USE_FINDERS:  # then a missing STATIC_ROOT is expected, not worth a warning per process
+    warnings.filterwarnings("ignore", message=f"No directory at: {STATIC_ROOT}")
 # Scripts and styles only from this site, no inline code, nothing framed or embedded.
 # plotly.js draws with SVG and sets styles through the DOM (CSSOM), which this allows.
 CONTENT_SECURITY_POLICY = envstr(
@@ -233,8 +241,33 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_TIME_LIMIT = 30 * 60
+# Workers log through LOGGING below (the same format, input ids included), not Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
+# Separate queues, so a flood of reports cannot delay alerts and slow DNS cannot delay intake;
+# each has its own workers in docker-compose.yml. Every task is routed (a test checks).
+CELERY_TASK_DEFAULT_QUEUE = "intake"
+CELERY_TASK_ROUTES = {
+    "reports.tasks.poll_mailbox": {"queue": "intake"},
+    "reports.tasks.poll_due_mailboxes": {"queue": "intake"},
+    "reports.tasks.apply_retention": {"queue": "intake"},
+    "reports.tasks.enrich_sources": {"queue": "enrichment"},
+    "reports.tasks.refresh_windows": {"queue": "enrichment"},
+    "reports.tasks.check_dmarc_records": {"queue": "enrichment"},
+    "reports.tasks.send_alert_emails": {"queue": "alerts"},
+    "reports.tasks.send_weekly_digests": {"queue": "alerts"},
+}
 CELERY_BEAT_SCHEDULE = {
+    # One heartbeat a minute through each queue: /healthz fails when a queue has no worker.
+    **{
+        f"heartbeat-{queue}": {
+            "task": "reports.tasks.heartbeat",
+            "schedule": 60.0,
+            "args": [queue],
+            "options": {"queue": queue, "expires": 55},
+        }
+        for queue in ("intake", "enrichment", "alerts")
+    },
     # Each run enqueues the mailboxes that are due; expiring runs are dropped, not piled up.
     "poll-due-mailboxes": {"task": "reports.tasks.poll_due_mailboxes", "schedule": 60.0, "options": {"expires": 55}},
     # Ingest enqueues enrichment itself; this run catches whatever failed or expired.
@@ -288,6 +321,8 @@ SESSION_COOKIE_AGE = envint("SESSION_HOURS", 12, minimum=1) * 3600
 # LOGIN_LOCKOUT_MINUTES locks further attempts out until the window has passed.
 LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 5, minimum=1)
 LOGIN_LOCKOUT_MINUTES = envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# /metrics asks for "Authorization: Bearer <METRICS_TOKEN>" when set (set it where the web port is public).
+METRICS_TOKEN = envstr("METRICS_TOKEN")
 # A mailbox whose polls keep failing for this long raises an alert (one per outage).
 MAILBOX_ALERT_MINUTES = envint("MAILBOX_ALERT_MINUTES", 60, minimum=1)
 # How often the published DMARC record of each domain is looked up, to alert when it changes.
@@ -305,10 +340,17 @@ if envbool("DMARCDASH_HTTPS", "false"):
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+LOG_FORMAT = envstr("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} is not plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"input": {"()": "dmarcdash.logs.InputFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s%(input_tag)s %(message)s"},
+        "json": {"()": "dmarcdash.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["input"]}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from dmarcdash.logs import input_context
+
 from . import rawstore, rollups
 from .authenticity import Authenticity
 from .models import Intake, Organization, Record, Report
@@ -197,6 +199,12 @@ def authenticator(raw: bytes) -> Callable[[str], Authenticity]:
 
 def process_intake(intake: Intake, caps: Limits | None = None) -> IngestResult:
     """Parse and store the reports of a ledger row; also used to replay a refused input."""
+    # Every line logged while this input is processed names it (dmarcdash/logs.py).
+    with input_context(intake.pk):
+        return _process_intake(intake, caps)
+
+
+def _process_intake(intake: Intake, caps: Limits | None) -> IngestResult:
     caps = caps or limits()
     outcomes: list[Outcome] = []
     label = intake_label(intake)
@@ -218,6 +226,14 @@ def process_intake(intake: Intake, caps: Limits | None = None) -> IngestResult:
         log.exception("intake %s failed", intake.pk)
         outcomes.append(Outcome("failed", label, f"internal error: {type(exc).__name__}: {exc}"))
     finish_intake(intake, outcomes)
+    log.info(
+        "%s %s: %d stored, %d duplicate, %d refused",
+        intake.get_source_display(),
+        intake.status,
+        intake.reports_stored,
+        intake.reports_duplicate,
+        intake.parts_refused,
+    )
     return IngestResult(intake, outcomes)
 
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import alerts, health, readiness, retention, sources, windows
+from . import alerts, health, monitoring, readiness, retention, sources, windows
 from . import mailbox as mailboxes
 from .models import Mailbox
 
@@ -74,3 +74,9 @@ def apply_retention() -> dict:
     A first run with much to remove may hit the time limit: it works in committed batches, so
     the next run goes on where it stopped."""
     return retention.apply()
+
+
+@shared_task(ignore_result=True)
+def heartbeat(queue: str) -> None:
+    """Beat sends one to each queue every minute: /healthz sees which queues a worker serves."""
+    monitoring.beat(queue)

@@ -9,6 +9,7 @@ from .views import (
     exports,
     intake,
     members,
+    ops,
     orgsettings,
     policy,
     reports,
@@ -17,6 +18,8 @@ from .views import (
 
 urlpatterns = [
     path("", dashboard.home, name="home"),
+    path("healthz", ops.healthz, name="healthz"),
+    path("metrics", ops.metrics, name="metrics"),
     path("domains/<str:name>/", dashboard.domain_overview, name="domain"),
     path("domains/<str:name>/sources/", dashboard.domain_sources, name="domain-sources"),
     path("domains/<str:name>/sources/<str:ip>/", dashboard.source, name="source"),

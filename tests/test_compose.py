@@ -10,6 +10,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SET_BY_COMPOSE = {"DATABASE_URL", "REDIS_URL", "DMARCDASH_DATA_DIR"}
+# Read by docker compose itself (or by gunicorn), not by dmarcdash's settings.
+COMPOSE_ONLY = {"POSTGRES_PASSWORD", "WEB_PORT", "INTAKE_PORT", "WEB_CONCURRENCY"}
+APP_SERVICES = {"web", "intake", "worker-intake", "worker-enrichment", "worker-alerts", "beat"}
 
 
 def settings_variables() -> set[str]:
@@ -22,15 +25,49 @@ def example_variables() -> set[str]:
     return {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
 
 
-def test_it_defines_every_service_with_a_healthcheck():
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker", "beat"}
-    for name, service in services.items():
-        assert service["healthcheck"]["test"], name
-    for name in ("web", "worker", "beat"):
-        depends = services[name]["depends_on"]
-        assert depends == {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}}
+def compose_file() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_it_defines_every_service_with_a_healthcheck_and_starts_them_after_the_migrations():
+    services = compose_file()["services"]
+    assert set(services) == {"postgres", "redis", "migrate"} | APP_SERVICES
+    for name in APP_SERVICES | {"postgres", "redis"}:
+        assert services[name]["healthcheck"]["test"], name
+    for name in APP_SERVICES:
+        assert services[name]["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "redis": {"condition": "service_healthy"},
+            "migrate": {"condition": "service_completed_successfully"},
+        }, name
+    # Only the one-shot migrate service migrates: two web processes never race to.
+    assert services["migrate"]["command"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert services["migrate"]["restart"] == "no"
+    for name in APP_SERVICES:
+        assert "migrate" not in " ".join(services[name]["command"]), name
+
+
+def test_each_queue_has_its_worker_and_web_is_gunicorn_checked_by_healthz():
+    from django.conf import settings
+
+    services = compose_file()["services"]
+    queues = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
+    served = {}
+    for name in APP_SERVICES:
+        command = services[name]["command"]
+        if command[:4] == ["celery", "-A", "dmarcdash", "worker"]:
+            served[name] = command[command.index("-Q") + 1]
+    assert sorted(served.values()) == sorted(queues)
+    assert services["web"]["command"][0] == "gunicorn"
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert services["intake"]["command"][2] == "intake_server"
+    # The LMTP port is for the host's MTA only.
+    assert all(port.startswith("127.0.0.1:") for port in services["intake"]["ports"])
+
+
+def test_every_variable_the_compose_file_names_is_documented():
+    named = set(re.findall(r"\$\{([A-Z_]+)", (ROOT / "docker-compose.yml").read_text()))
+    assert named and named <= example_variables()
 
 
 def test_it_keeps_no_secret_in_the_compose_file():
@@ -40,7 +77,7 @@ def test_it_keeps_no_secret_in_the_compose_file():
 
 
 def test_it_documents_every_setting_and_only_real_ones():
-    documented = example_variables() - {"POSTGRES_PASSWORD"}
+    documented = example_variables() - COMPOSE_ONLY
     assert documented == settings_variables() - SET_BY_COMPOSE
 
 

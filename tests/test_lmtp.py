@@ -6,6 +6,7 @@ The database fault is real: the server reaches Postgres through a TCP proxy the 
 connection drops and new ones are refused, as when the database restarts or the network fails.
 """
 
+import json
 import os
 import smtplib
 import socket
@@ -85,6 +86,7 @@ def intake_server(acme, tmp_path) -> IntakeServer:
         "INTAKE_ADDRESSES": f"{ADDRESS}, {PINNED}=acme",
         "DMARC_MAX_MESSAGE_BYTES": str(MAX_BYTES),
         "DKIM_VERIFY": "false",  # no DNS here; DKIM of report emails has its own tests
+        "LOG_FORMAT": "json",
     }
     proc = subprocess.Popen(
         [
@@ -245,3 +247,16 @@ def test_a_retry_finishes_the_ledger_row_an_attempt_left_unfinished(acme, tmp_pa
     assert reply == f"250 2.0.0 input {left.pk} stored"
     assert list(Intake.objects.values_list("pk", "status")) == [(left.pk, "stored")]
     assert Report.objects.get(report_id="r-half").intake_id == left.pk
+
+
+def test_the_server_logs_json_lines_and_each_line_about_an_input_names_it(intake_server, acme):
+    with intake_server.lmtp() as client:
+        client.sendmail("noreply@reporter.example", [ADDRESS], message("r-log"))
+    intake = Intake.objects.get()
+    intake_server.proc.terminate()
+    output, _ = intake_server.proc.communicate(timeout=15)
+    entries = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert entries and all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
+    (done,) = [entry for entry in entries if entry.get("input") == intake.pk and "stored" in entry["message"]]
+    assert done["message"] == "Direct delivery (LMTP/SMTP) stored: 1 stored, 0 duplicate, 0 refused"
+    assert done["logger"] == "reports.ingest" and done["level"] == "INFO"
