@@ -321,6 +321,10 @@ SESSION_COOKIE_AGE = envint("SESSION_HOURS", 12, minimum=1) * 3600
 # LOGIN_LOCKOUT_MINUTES locks further attempts out until the window has passed.
 LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 5, minimum=1)
 LOGIN_LOCKOUT_MINUTES = envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# Requests per minute per API token (or per address without one), and uploads per minute per user;
+# the next answers 429 with Retry-After. 0 turns a limit off.
+API_RATE_LIMIT = envint("API_RATE_LIMIT", 120)
+UPLOAD_RATE_LIMIT = envint("UPLOAD_RATE_LIMIT", 20)
 # /metrics asks for "Authorization: Bearer <METRICS_TOKEN>" when set (set it where the web port is public).
 METRICS_TOKEN = envstr("METRICS_TOKEN")
 # A mailbox whose polls keep failing for this long raises an alert (one per outage).
@@ -338,6 +342,9 @@ if envbool("DMARCDASH_HTTPS", "false"):
     CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", "true")
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000)
+    # dmarcdash usually has a host name of its own (dmarc.example.com): its subdomains are its own too.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "true")
+    SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "true")
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOG_FORMAT = envstr("LOG_FORMAT", "plain")

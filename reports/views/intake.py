@@ -5,12 +5,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
-from django.http import Http404, HttpResponseGone, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseGone, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from .. import ratelimit
 from ..forms import UploadForm
 from ..ingest import ingest_stream, process_intake
 from ..models import ApiToken, Intake, Mailbox, Membership, Organization, SourceIP
@@ -24,6 +25,9 @@ def upload(request):
     cap = settings.DMARC_LIMITS["max_message_bytes"]
     results = []
     if request.method == "POST":
+        wait = ratelimit.hit("upload", f"user:{request.user.pk}", settings.UPLOAD_RATE_LIMIT, 60)
+        if wait:
+            return _too_many(wait, f"Too many uploads: try again in {wait} seconds.\n", json=False)
         form = UploadForm(request.POST, request.FILES, user=request.user, max_bytes=cap)
         if form.is_valid():
             for upload in form.cleaned_data["files"]:
@@ -48,6 +52,10 @@ def api_intake(request):
         return JsonResponse({"error": "POST the report bytes"}, status=405)
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     api_token = ApiToken.authenticate(token.strip()) if scheme.lower() == "bearer" and token else None
+    # Counted per token, or per address for callers without a valid one (guessers included).
+    caller = f"token:{api_token.pk}" if api_token else f"address:{ratelimit.client_address(request)}"
+    if wait := ratelimit.hit("api", caller, settings.API_RATE_LIMIT, 60):
+        return _too_many(wait, f"more than {settings.API_RATE_LIMIT} requests a minute; try again in {wait}s")
     if api_token is None:
         return JsonResponse({"error": "missing, unknown or revoked API token"}, status=401)
     cap = settings.DMARC_LIMITS["max_message_bytes"]
@@ -69,6 +77,15 @@ def api_intake(request):
         "reports": [outcome.as_dict() for outcome in result.outcomes],
     }
     return JsonResponse(body, status=422 if result.intake.status == Intake.Status.REFUSED else 201)
+
+
+def _too_many(wait: int, message: str, json: bool = True):
+    if json:
+        response = JsonResponse({"error": message}, status=429)
+    else:
+        response = HttpResponse(message, status=429, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(wait)
+    return response
 
 
 @login_required

@@ -1,0 +1,196 @@
+"""The web security review, as tests: deployment checks with production settings, CSRF on every
+state-changing URL and form, the API and upload rate limits, and no secret in any log line."""
+
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from reports import ratelimit
+from reports.models import ApiToken, Membership, Organization
+from tests.builders import report_xml
+from tests.rules import all_rules
+from tests.tenancy import build_acme, patterns, url_for
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "DEBUG": "false",
+    "DMARCDASH_HTTPS": "true",
+    "SECRET_KEY": "k" * 20 + "-production-like-secret-key-of-sixty-characters-" + "z" * 12,
+    "ALLOWED_HOSTS": "dmarc.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://dmarc.example.com",
+}
+
+
+def production_process(code: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "REDIS_URL")}
+    env.update(PRODUCTION, DMARCDASH_DATA_DIR=str(tmp_path))
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    code = "import sys, django, os; os.environ['DJANGO_SETTINGS_MODULE']='dmarcdash.settings'; django.setup();"
+    code += "from django.core.management import call_command; call_command('check', deploy=True, fail_level='WARNING')"
+    result = production_process(code, tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout + result.stderr
+
+
+def test_production_settings_secure_the_cookies_and_send_hsts(tmp_path):
+    code = (
+        "import django, os, json; os.environ['DJANGO_SETTINGS_MODULE']='dmarcdash.settings'; django.setup();"
+        "from django.conf import settings as s;"
+        "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SESSION_COOKIE_HTTPONLY,"
+        " s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS,"
+        " s.SECURE_PROXY_SSL_HEADER, s.X_FRAME_OPTIONS, s.DEBUG, s.CONTENT_SECURITY_POLICY]))"
+    )
+    result = production_process(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    import json
+
+    secure, csrf_secure, httponly, redirect, hsts, subdomains, proxy, frames, debug, csp = json.loads(result.stdout)
+    assert secure and csrf_secure and httponly and redirect and subdomains and not debug
+    assert hsts >= 31536000 and proxy == ["HTTP_X_FORWARDED_PROTO", "https"] and frames == "DENY"
+    # Strict: nothing inline, nothing from elsewhere, no framing, no plugins.
+    directives = dict(part.strip().split(" ", 1) for part in csp.split(";"))
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+    assert "unsafe" not in csp and "*" not in csp
+
+
+def test_every_post_form_in_the_templates_carries_a_csrf_token():
+    missing = []
+    for template in (ROOT / "templates").rglob("*.html"):
+        text = template.read_text()
+        for form in re.finditer(r"<form\b[^>]*>(.*?)</form>", text, re.S | re.I):
+            if re.search(r'method="post"', form.group(0)[:300], re.I) and "{% csrf_token %}" not in form.group(1):
+                missing.append(f"{template.relative_to(ROOT)}: {form.group(0)[:80]}")
+    assert not missing, missing
+
+
+def test_only_the_token_api_is_exempt_from_csrf():
+    exempt = []
+    for path in (ROOT / "reports").rglob("*.py"):
+        source = path.read_text()
+        for match in re.finditer(r"@csrf_exempt\s*\n(?:@.*\n)*def (\w+)", source):
+            exempt.append(f"{path.name}:{match.group(1)}")
+    assert exempt == ["intake.py:api_intake"]
+
+
+@pytest.mark.django_db
+def test_a_logged_in_session_cannot_use_the_token_api(client):
+    """It is exempt from CSRF because it reads no cookie: a session alone gets 401."""
+    user = User.objects.create_user("alice", password="x")
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    Membership.objects.create(user=user, organization=organization, role=Membership.Role.OWNER)
+    client.force_login(user)
+    assert client.post("/api/v1/intake", report_xml(), content_type="application/xml").status_code == 401
+
+
+@pytest.mark.django_db
+def test_every_state_changing_url_refuses_a_post_without_the_csrf_token(dns_server):
+    build = build_acme()
+    user = User.objects.create_superuser("root", "root@example.com", "x")
+    Membership.objects.create(
+        user=user, organization=Organization.objects.get(slug=build["slug"]), role=Membership.Role.OWNER
+    )
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(user)
+    rules = all_rules()
+    unprotected = []
+    for name, route in patterns():
+        if rules[name].method != "POST" or name == "api-intake":
+            continue
+        response = browser.post(url_for(route, build), {})
+        if response.status_code != 403:
+            unprotected.append(f"{name}: {response.status_code}")
+    assert not unprotected, unprotected
+    # ... and the login form too, before anyone is logged in.
+    assert Client(enforce_csrf_checks=True).post("/login/", {"username": "root", "password": "x"}).status_code == 403
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(ratelimit, "now", lambda: now[0])
+    return now
+
+
+@pytest.mark.django_db
+def test_the_intake_api_is_rate_limited_per_token_and_per_address(client, settings, clock, empty_cache):
+    settings.API_RATE_LIMIT = 3
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    _, secret = ApiToken.issue(organization, "script")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    statuses = [
+        client.post("/api/v1/intake?name=r.xml", report_xml(report_id=f"r{n}"), "application/xml", **auth).status_code
+        for n in range(4)
+    ]
+    assert statuses == [201, 201, 201, 429]
+    refused = client.post("/api/v1/intake", report_xml(report_id="r9"), "application/xml", **auth)
+    assert 0 < int(refused["Retry-After"]) <= 60 and "try again" in refused.json()["error"]
+    # Guessing tokens from one address is limited the same way.
+    guesses = [
+        client.post("/api/v1/intake", b"x", "application/xml", HTTP_AUTHORIZATION=f"Bearer dd_guess{n}").status_code
+        for n in range(4)
+    ]
+    assert guesses == [401, 401, 401, 429]
+    clock[0] += 60  # the next minute
+    assert client.post("/api/v1/intake", report_xml(report_id="r5"), "application/xml", **auth).status_code == 201
+
+
+@pytest.mark.django_db
+def test_uploads_are_rate_limited_per_user(client, settings, clock, empty_cache):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.UPLOAD_RATE_LIMIT = 2
+    user = User.objects.create_user("alice", password="x")
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    Membership.objects.create(user=user, organization=organization, role=Membership.Role.ADMIN)
+    client.force_login(user)
+
+    def upload(n):
+        file = SimpleUploadedFile(f"{n}.xml", report_xml(report_id=f"u{n}"), "text/xml")
+        return client.post("/upload/", {"organization": organization.pk, "files": [file]})
+
+    assert [upload(n).status_code for n in range(3)] == [200, 200, 429]
+    assert client.get("/upload/").status_code == 200  # looking at the form is not limited
+
+
+@pytest.mark.django_db
+def test_no_secret_reaches_the_logs(client, caplog, settings, imap_account, empty_cache):
+    """Passwords typed at login, API tokens, mailbox passwords and the secret key never appear in a log line."""
+    from reports import mailbox as mailboxes
+    from reports.models import Mailbox
+    from reports.secrets import encrypt
+
+    caplog.set_level(logging.DEBUG)  # imapclient logs the IMAP conversation at DEBUG
+    settings.SECRET_KEY = "a-secret-key-long-enough-to-be-looked-for-in-the-log-lines"
+    password = "Hunter2-very-secret-password"  # noqa: S105 (a test value)
+    User.objects.create_user("alice", password="right-password")
+    client.post("/login/", {"username": "alice", "password": password})
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    _, token = ApiToken.issue(organization, "script")
+    client.post("/api/v1/intake", b"<not a report/>", "application/xml", HTTP_AUTHORIZATION=f"Bearer {token}")
+    client.post("/api/v1/intake", b"x", "application/xml", HTTP_AUTHORIZATION=f"Bearer {token}x")
+    mailbox_password = "Mailbox-secret-" + imap_account.password
+    mailbox = Mailbox.objects.create(
+        organization=organization, name="Inbox", host=imap_account.dovecot.host, port=imap_account.dovecot.port,
+        security=Mailbox.Security.PLAIN, username=imap_account.username, password_encrypted=encrypt(mailbox_password),
+    )  # fmt: skip
+    mailboxes.poll(mailbox)  # a wrong password: the failure is logged, the password is not
+    mailbox.refresh_from_db()
+    assert mailbox.last_error
+    text = "\n".join(
+        record.getMessage() + (str(record.exc_info) if record.exc_info else "") for record in caplog.records
+    )
+    assert "login failed" in text  # there is something to look at
+    for secret in (password, token, mailbox_password, settings.SECRET_KEY):
+        assert secret not in text
+        assert secret not in mailbox.last_error
