@@ -220,8 +220,8 @@ def tail(
         "dkim_results": encode([{"domain": d, "selector": s, "result": r} for d, s, r in dkim]),
         "spf_results": encode([{"domain": spf[0], "scope": "mfrom", "result": spf[1]}]),
     }
-    assert RECORD_COLUMNS[:3] == ("report_id", "source_ip", "count")
-    return "\t".join(values[name] for name in RECORD_COLUMNS[3:]), "pass" in (dkim_aligned, spf_aligned)
+    assert RECORD_COLUMNS[:4] == ("report_id", "day", "source_ip", "count")  # the prefix, then these two
+    return "\t".join(values[name] for name in RECORD_COLUMNS[4:]), "pass" in (dkim_aligned, spf_aligned)
 
 
 def variants(slug: str) -> list[tuple[float, tuple[str, bool]]]:
@@ -511,13 +511,13 @@ def spoofers(rng: Random, count: int) -> list[SourceRow]:
 def copy_records(reports: list, bodies: list[list[str]]) -> None:
     from django.db import connection
 
-    from reports.ingest import RECORD_COLUMNS
+    from reports.ingest import RECORD_COLUMNS, copy_prefix
     from reports.models import Record
 
     sql = f"COPY {Record._meta.db_table} ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
         for report, lines in zip(reports, bodies, strict=True):
-            prefix = f"{report.pk}\t"
+            prefix = copy_prefix(report)
             for start in range(0, len(lines), 1000):
                 copy.write(prefix + ("\n" + prefix).join(lines[start : start + 1000]) + "\n")
 

@@ -35,8 +35,10 @@ from .parsing.archive import peek, sniff
 log = logging.getLogger(__name__)
 
 BATCH = 5000
+# COPY lines start with the report's columns (copy_prefix), then the record's own.
 RECORD_COLUMNS = (
     "report_id",
+    "day",
     "source_ip",
     "count",
     "disposition",
@@ -301,7 +303,7 @@ def _store(
             with transaction.atomic():
                 report, treatment = _create_report(parsed, key, intake)
                 checked = authenticate(parsed.email) if authenticate else None
-                totals = write_records(report.pk, parsed.records)
+                totals = write_records(report, parsed.records)
                 _finish_report(report, totals, parsed.repairs, checked, treatment)
                 rollups.add_report(report)
                 transaction.on_commit(schedule_enrichment)
@@ -429,11 +431,17 @@ def _domain_for(name: str, intake: Intake | None) -> tuple[int | None, str]:
     return domain.pk, domain.organization.unverified_reports
 
 
-def write_records(report_id: int, records: Iterable[ParsedRecord]) -> tuple[int, int, int]:
+def write_records(report: Report, records: Iterable[ParsedRecord]) -> tuple[int, int, int]:
     """Insert records in bulk; return (records, messages, messages passing DMARC)."""
     if connection.vendor == "postgresql":
-        return _copy_records(report_id, records)
-    return _bulk_create_records(report_id, records)
+        return _copy_records(report, records)
+    return _bulk_create_records(report, records)
+
+
+def copy_prefix(report: Report) -> str:
+    """What each COPY line of a report's records starts with: its id, and its day (the
+    partition key, which routes the whole report to one month's partition)."""
+    return f"{int(report.pk)}\t{report.day.isoformat()}\t"
 
 
 # COPY text format: a field with one of these characters is escaped (report text can hold any).
@@ -483,11 +491,11 @@ def _json_object(item: dict) -> str:
     )
 
 
-def _copy_records(report_id: int, records: Iterable[ParsedRecord]) -> tuple[int, int, int]:
+def _copy_records(report: Report, records: Iterable[ParsedRecord]) -> tuple[int, int, int]:
     """COPY in text format, the lines built here: cheaper than psycopg adapting each value of each row."""
     count = messages = passed = 0
     sql = f"COPY {Record._meta.db_table} ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
-    prefix = f"{int(report_id)}\t"
+    prefix = copy_prefix(report)
     cache: dict = {}
     lines: list[str] = []
     with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
@@ -523,9 +531,10 @@ def _copy_records(report_id: int, records: Iterable[ParsedRecord]) -> tuple[int,
     return count, messages, passed
 
 
-def _bulk_create_records(report_id: int, records: Iterable[ParsedRecord]) -> tuple[int, int, int]:
+def _bulk_create_records(report: Report, records: Iterable[ParsedRecord]) -> tuple[int, int, int]:
     count = messages = passed = 0
     batch = []
+    day = report.day
     for record in records:
         count += 1
         messages += record.count
@@ -533,7 +542,8 @@ def _bulk_create_records(report_id: int, records: Iterable[ParsedRecord]) -> tup
             passed += record.count
         batch.append(
             Record(
-                report_id=report_id,
+                report_id=report.pk,
+                day=day,
                 source_ip=record.source_ip,
                 count=record.count,
                 disposition=record.disposition[:CODE_LENGTH],

@@ -4,6 +4,8 @@ Times are stored in UTC. Every count of mail is a count of messages (the sum of
 ``row/count``), never of records.
 """
 
+import datetime
+
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q
@@ -468,11 +470,39 @@ class Report(models.Model):
     def reporter(self) -> str:
         return self.org_name or self.email.rpartition("@")[2] or "(unnamed reporter)"
 
+    @property
+    def day(self) -> datetime.date:
+        """The UTC day the report counts on, and its records' ``day``."""
+        return self.begin.astimezone(datetime.UTC).date()
+
+
+class RecordQuerySet(models.QuerySet):
+    """Each filter also names ``day``, so PostgreSQL reads only the partitions of those months."""
+
+    def of_report(self, report: "Report"):
+        return self.filter(report=report, day=report.day)
+
+    def between(self, start: datetime.date, end: datetime.date):
+        """Records of the reports that begin on the UTC days ``start`` to ``end``, both included."""
+        first = datetime.datetime.combine(start, datetime.time(), datetime.UTC)
+        after = first + datetime.timedelta(days=(end - start).days + 1)
+        return self.filter(report__begin__gte=first, report__begin__lt=after, day__gte=start, day__lte=end)
+
+    def since(self, moment: datetime.datetime):
+        """Records of the reports that begin at ``moment`` or later."""
+        return self.filter(report__begin__gte=moment, day__gte=moment.astimezone(datetime.UTC).date())
+
 
 class Record(models.Model):
     """``count`` messages from one source that the reporter evaluated alike."""
 
-    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="records")
+    # No foreign key constraint in the database: on PostgreSQL records are partitioned by month
+    # (reports/partitions.py), and with a constraint every partition created, attached or dropped
+    # must lock reports_report, so it waits for every ingest and every dashboard read of reports.
+    # Records are only written by ingest, in their report's transaction; Django deletes them
+    # with their report.
+    report = models.ForeignKey(Report, on_delete=models.CASCADE, related_name="records", db_constraint=False)
+    day = models.DateField(help_text="the UTC day its report begins: the partition key on PostgreSQL")
     source_ip = models.GenericIPAddressField()
     count = models.PositiveBigIntegerField()
     disposition = models.CharField(max_length=20, blank=True)
@@ -484,6 +514,8 @@ class Record(models.Model):
     reasons = models.JSONField(default=list, blank=True, help_text="override reasons: [{type, comment}]")
     dkim_results = models.JSONField(default=list, blank=True, help_text="[{domain, selector, result, human_result}]")
     spf_results = models.JSONField(default=list, blank=True, help_text="[{domain, scope, result, human_result}]")
+
+    objects = RecordQuerySet.as_manager()
 
     class Meta:
         # A source IP's page reads its records newest report first and sums their counts per

@@ -8,6 +8,10 @@ by another input that still keeps them stay in the store.
 
 Work goes in small transactions, so a run holds no lock for long and an interrupted run is
 simply resumed by the next: whatever is done is marked, whatever is not is found again.
+
+On PostgreSQL a whole month of records whose every report is due goes first, by dropping its
+partition (reports/partitions.py, which the run also asks to create the months to come);
+the rows left due, of months some report still keeps, are deleted in batches.
 """
 
 import datetime
@@ -17,7 +21,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import rawstore
+from . import partitions, rawstore
 from .models import Intake, Organization, Record, Report
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,8 @@ def apply(now: datetime.datetime | None = None) -> dict[str, int]:
     """Apply every organization's retention once; return what was removed."""
     now = now or timezone.now()
     counts = dict.fromkeys(("organizations", "reports", "records", "inputs", "blobs"), 0)
+    partitions.maintain(now.astimezone(datetime.UTC).date())
+    _, counts["reports"], counts["records"] = partitions.drop_expired(now)
     due = Organization.objects.filter(Q(record_retention_days__gt=0) | Q(raw_retention_days__gt=0)).order_by("pk")
     for organization in due:
         counts["organizations"] += 1
@@ -68,7 +74,14 @@ def purge_records(organization: Organization, now: datetime.datetime) -> tuple[i
     # someone reviews them, so they are kept.
     due = Report.objects.filter(
         domain__organization=organization, end__lt=before, records_purged_at=None, quarantined=False
-    ).order_by("pk")
+    )
+    return purge_reports(due, now)
+
+
+def purge_reports(due, now: datetime.datetime) -> tuple[int, int]:
+    """Delete the records of the reports in ``due``, BATCH reports per transaction, and mark them;
+    return (reports, records)."""
+    due = due.order_by("pk")
     reports = records = 0
     while True:
         with transaction.atomic():

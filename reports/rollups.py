@@ -50,7 +50,8 @@ def add_report(report: Report) -> None:
         return
     vendor = connection.vendor
     record_table = Record._meta.db_table
-    day = report.begin.date()
+    # The records are read by report and day: the day confines the read to one month's partition.
+    day = report.day
     head = [report.domain_id, day]
     reporter = report.reporter[:200]
     label = report.authenticity
@@ -64,10 +65,10 @@ def add_report(report: Report) -> None:
         total_columns[:-2],
         total_columns,
         f"SELECT %s, %s, {header_from}, %s, %s, r.disposition, r.dkim, r.spf, {reason}, sum(r.count), count(*) "  # noqa: S608
-        f"FROM {record_table} r WHERE r.report_id = %s "
+        f"FROM {record_table} r WHERE r.report_id = %s AND r.day = %s "
         f"GROUP BY {header_from}, r.disposition, r.dkim, r.spf, {reason}",
         ["messages", "records"],
-        [*head, reporter, label, report.pk],
+        [*head, reporter, label, report.pk, day],
     )
 
     source_table = DailySource._meta.db_table
@@ -77,10 +78,10 @@ def add_report(report: Report) -> None:
         source_columns[:-2],
         source_columns,
         f"SELECT %s, %s, r.source_ip, {header_from}, %s, r.disposition, r.dkim, r.spf, sum(r.count), count(*) "  # noqa: S608
-        f"FROM {record_table} r WHERE r.report_id = %s "
+        f"FROM {record_table} r WHERE r.report_id = %s AND r.day = %s "
         f"GROUP BY r.source_ip, {header_from}, r.disposition, r.dkim, r.spf",
         ["messages", "records"],
-        [*head, label, report.pk],
+        [*head, label, report.pk, day],
     )
 
     join, field = SIGNATURES[vendor]
@@ -93,10 +94,10 @@ def add_report(report: Report) -> None:
         dkim_columns[:-1],
         dkim_columns,
         f"SELECT %s, %s, {signing_domain}, {selector}, {result}, sum(r.count) "  # noqa: S608
-        f"FROM {record_table} r {join} WHERE r.report_id = %s "
+        f"FROM {record_table} r {join} WHERE r.report_id = %s AND r.day = %s "
         f"GROUP BY {signing_domain}, {selector}, {result}",
         ["messages"],
-        [*head, report.pk],
+        [*head, report.pk, day],
     )
 
 
