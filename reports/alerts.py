@@ -93,9 +93,8 @@ def _evidence(domain: Domain, group: dict, classifier: Classifier, now: datetime
     ips = group["ips"][:MAX_IPS]
     addresses = [row["source_ip"] for row in ips]
     sample = (
-        Record.objects.filter(
-            report__domain=domain, source_ip__in=addresses, report__begin__gte=now - LOOKBACK, report__quarantined=False
-        )
+        Record.objects.since(now - LOOKBACK)
+        .filter(report__domain=domain, source_ip__in=addresses, report__quarantined=False)
         .exclude(Q(dkim="pass") | Q(spf="pass"))
         .select_related("report")
         .order_by("-count")

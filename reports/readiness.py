@@ -167,11 +167,11 @@ def compute(domain: Domain, plan: PolicyPlan, today: datetime.date | None = None
 
     # 4. M6: failing mail that an aligned DKIM signature shows was broken in transit, or a
     # receiver overrode as forwarded / mailing list (ARC rescues arrive as local_policy).
-    window_records = Record.objects.filter(
-        report__domain=domain,
-        report__quarantined=False,
-        report__begin__gte=datetime.datetime.combine(start, datetime.time(), UTC),
-    ).exclude(Q(dkim="pass") | Q(spf="pass"))
+    window_records = (
+        Record.objects.since(datetime.datetime.combine(start, datetime.time(), UTC))
+        .filter(report__domain=domain, report__quarantined=False)
+        .exclude(Q(dkim="pass") | Q(spf="pass"))
+    )
     broken = 0
     for count, reasons, signatures in window_records.values_list("count", "reasons", "dkim_results").iterator(
         chunk_size=5000

@@ -146,12 +146,7 @@ def _rows(domain: Domain, period: Period, filters: Filters, *, by_ip: bool = Fal
     reporter and override reason of each message."""
     needs_ip = by_ip or filters.sender is not None
     if needs_ip and (per_report or filters.reporter):
-        rows = Record.objects.filter(
-            report__domain=domain,
-            report__quarantined=False,
-            report__begin__gte=period.begin_at,
-            report__begin__lt=period.end_before,
-        )
+        rows = Record.objects.between(period.start, period.end).filter(report__domain=domain, report__quarantined=False)
         if filters.reporter:
             rows = rows.filter(
                 Q(report__org_name=filters.reporter)
@@ -496,13 +491,8 @@ def source_daily(domain: Domain, period: Period, ip: str) -> list[dict]:
 def source_reporters(domain: Domain, period: Period, ip: str) -> list[dict]:
     """Who reported one source IP, read from its records (few, and indexed by IP)."""
     rows = (
-        Record.objects.filter(
-            report__domain=domain,
-            report__quarantined=False,
-            source_ip=ip,
-            report__begin__gte=period.begin_at,
-            report__begin__lt=period.end_before,
-        )
+        Record.objects.between(period.start, period.end)
+        .filter(report__domain=domain, report__quarantined=False, source_ip=ip)
         .values("report__org_name")
         .annotate(
             passing=Sum("count", filter=Q(dkim="pass") | Q(spf="pass"), default=0),

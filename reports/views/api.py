@@ -9,7 +9,7 @@ from functools import wraps
 from django.http import JsonResponse
 
 from .. import stats
-from ..models import ApiToken, Domain, Report
+from ..models import ApiToken, Domain, Record, Report
 from ..stats import Filters, Period, PeriodError
 
 COUNTS = ("messages", "both", "dkim_only", "spf_only", "dkim_aligned", "spf_aligned", "passing", "failing")
@@ -152,7 +152,7 @@ def report(request, scope, report_id: int):
         return JsonResponse({"error": "no such report"}, status=404)
     fields = ("org_name", "email", "report_id", "begin", "end", "policy_domain", "format", "p", "sp", "np", "pct")
     fields += ("testing", "adkim", "aspf", "fo", "authenticity", "record_count", "message_count", "pass_count")
-    records = found.records.order_by("-count", "id").values(
+    records = Record.objects.of_report(found).order_by("-count", "id").values(
         "source_ip", "count", "disposition", "dkim", "spf", "header_from", "envelope_from", "envelope_to",
         "reasons", "dkim_results", "spf_results",
     )  # fmt: skip

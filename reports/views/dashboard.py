@@ -171,8 +171,8 @@ def source(request, name: str, ip: str):
     context = _context(request, domain, "sources", filtered=False)
     period = context["period"]
     records = (
-        Record.objects.filter(report__domain=domain, report__quarantined=False, source_ip=ip)
-        .filter(report__begin__gte=period.begin_at, report__begin__lt=period.end_before)
+        Record.objects.between(period.start, period.end)
+        .filter(report__domain=domain, report__quarantined=False, source_ip=ip)
         .select_related("report")
         .order_by("-report__begin", "-id")
     )

@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 
 from .. import stats
 from ..export import csv_response
-from ..models import SourceIP
+from ..models import Record, SourceIP
 from .dashboard import period_and_filters, visible_domain
 from .reports import visible_report
 
@@ -108,7 +108,8 @@ def dkim_csv(request, name: str):
 def report_records_csv(request, report_id: int):
     report = visible_report(request, report_id)
     fields = ("source_ip", "count", "disposition", "dkim", "spf", "header_from", "envelope_from", "envelope_to")
-    records = report.records.order_by("id").values_list(*fields, "reasons", "dkim_results", "spf_results")
+    records = Record.objects.of_report(report).order_by("id")
+    records = records.values_list(*fields, "reasons", "dkim_results", "spf_results")
 
     def lines():
         for *values, reasons, dkim_results, spf_results in records.iterator(chunk_size=2000):

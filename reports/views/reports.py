@@ -6,7 +6,7 @@ from django.http import Http404, HttpResponseGone, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from .. import rawxml
-from ..models import Domain, Intake, Report
+from ..models import Domain, Intake, Record, Report
 from ..stats import PAGE_SIZE
 
 
@@ -35,7 +35,7 @@ def visible_report(request, report_id: int) -> Report:
 @login_required
 def report_detail(request, report_id: int):
     report = visible_report(request, report_id)
-    records = report.records.order_by("-count", "id")
+    records = Record.objects.of_report(report).order_by("-count", "id")
     return render(
         request,
         "reports/report.html",
