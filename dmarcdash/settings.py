@@ -6,6 +6,7 @@ Every variable that is set is checked here, so a bad value stops the process at
 start with a message naming the variable instead of failing later.
 """
 
+import ipaddress
 import os
 import warnings
 from pathlib import Path
@@ -212,6 +213,14 @@ DNS_RESOLVER = envstr("DNS_RESOLVER")
 DNS_TIMEOUT = envint("DNS_TIMEOUT", 3, minimum=1)
 # The address this install receives reports at: the rua= the policy workflow tells domains to publish.
 DMARC_RUA = envstr("DMARC_RUA")
+# Networks a mailbox's IMAP host may resolve into although they are not public (the operator's
+# own mail server, say): any other private, loopback or link-local address is refused (SSRF).
+MAILBOX_ALLOWED_NETWORKS = envlist("MAILBOX_ALLOWED_NETWORKS", "")
+for _network in MAILBOX_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"MAILBOX_ALLOWED_NETWORKS: {_network!r} is not a network (10.0.0.0/8)") from None
 # Direct intake (manage.py intake_server): the addresses an MTA may deliver reports to, each
 # "address" (reports go to whichever organization claims their domain) or "address=org-slug".
 INTAKE_ADDRESSES = envlist("INTAKE_ADDRESSES", DMARC_RUA)

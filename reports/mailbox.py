@@ -29,6 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 from imapclient.exceptions import IMAPClientError
 
+from . import netguard
 from .ingest import ingest_message, record_messages
 from .models import Intake, Mailbox
 from .parsing.limits import human_bytes
@@ -113,7 +114,7 @@ def tls_context(mailbox: Mailbox) -> ssl.SSLContext:
 
 
 def connect(mailbox: Mailbox) -> imapclient.IMAPClient:
-    if refusal := plain_refusal(mailbox.security, mailbox.host):
+    if refusal := plain_refusal(mailbox.security, mailbox.host) or netguard.refusal(mailbox.host, mailbox.port):
         raise MailboxError(refusal)
     try:
         if mailbox.security == Mailbox.Security.TLS:
@@ -136,13 +137,18 @@ def connect(mailbox: Mailbox) -> imapclient.IMAPClient:
     return client
 
 
-def claim(mailbox: Mailbox) -> str | None:
-    """Take the mailbox's lease, or None when another poller holds it."""
-    token = uuid.uuid4().hex
+def claim(mailbox: Mailbox, token: str = "") -> str | None:
+    """Take the mailbox's lease, or None when another poller holds it.
+
+    A ``token`` names the poll (a Celery task passes its id): the same poll run again, a task
+    retried after a database outage or delivered again after its worker died, takes back the
+    lease its first run left behind instead of waiting LEASE for it to lapse.
+    """
+    token = token or uuid.uuid4().hex
     now = timezone.now()
     taken = (
         Mailbox.objects.filter(pk=mailbox.pk)
-        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now))
+        .filter(Q(leased_until__isnull=True) | Q(leased_until__lt=now) | Q(lease_token=token))
         .update(lease_token=token, leased_until=now + LEASE)
     )
     return token if taken else None
@@ -157,10 +163,12 @@ def release(mailbox: Mailbox, token: str) -> None:
     Mailbox.objects.filter(pk=mailbox.pk, lease_token=token).update(lease_token="", leased_until=None)
 
 
-def poll(mailbox: Mailbox, limit: int | None = None) -> PollResult:
-    """One pass over a mailbox: every unprocessed message is stored and moved."""
+def poll(mailbox: Mailbox, limit: int | None = None, token: str = "") -> PollResult:
+    """One pass over a mailbox: every unprocessed message is stored and moved. A database
+    error is raised: nothing can be recorded then, and the messages not yet committed stay
+    in the folder for the next poll (``token``: see ``claim``)."""
     result = PollResult(str(mailbox))
-    token = claim(mailbox)
+    token = claim(mailbox, token)
     if token is None:
         result.skipped = True
         return result

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from . import netguard
 from .mailbox import plain_refusal
 from .models import ApiToken, Mailbox, Organization
 from .secrets import encrypt
@@ -136,6 +137,12 @@ class MailboxForm(forms.ModelForm):
         cleaned = super().clean()
         if refusal := plain_refusal(cleaned.get("security", ""), cleaned.get("host", "")):
             raise forms.ValidationError(f"{refusal}; use TLS or STARTTLS")
+        if (
+            cleaned.get("host")
+            and cleaned.get("port")
+            and (refusal := netguard.refusal(cleaned["host"], cleaned["port"]))
+        ):
+            self.add_error("host", refusal)
         if self.server_changed() and not cleaned.get("password"):
             self.add_error("password", "enter the password again: the server or user changed")
         return cleaned

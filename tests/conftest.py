@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import dns.resolver
@@ -44,6 +45,17 @@ def raw_store(settings, tmp_path):
     """Each test gets its own raw store, so nothing leaks between tests."""
     settings.RAW_STORE_DIR = tmp_path / "raw"
     return settings.RAW_STORE_DIR
+
+
+# The suite's IMAP server (tests/dovecot.py) is on 127.0.0.1, which an operator must allow
+# (reports/netguard.py): here for the processes tests start, below for this one. Tests of the
+# guard itself set their own list.
+os.environ.setdefault("MAILBOX_ALLOWED_NETWORKS", "127.0.0.0/8")
+
+
+@pytest.fixture(autouse=True)
+def loopback_mailboxes(settings):
+    settings.MAILBOX_ALLOWED_NETWORKS = ["127.0.0.0/8"]
 
 
 @pytest.fixture(autouse=True)

@@ -194,3 +194,66 @@ def test_no_secret_reaches_the_logs(client, caplog, settings, imap_account, empt
     for secret in (password, token, mailbox_password, settings.SECRET_KEY):
         assert secret not in text
         assert secret not in mailbox.last_error
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["10.0.0.5", "127.0.0.1", "169.254.169.254", "::1", "::ffff:10.0.0.5", "100.64.1.1", "0.0.0.0", "localhost"],  # noqa: S104
+)
+def test_a_mailbox_host_on_a_private_or_local_network_is_refused(host, settings):
+    from reports import netguard
+
+    settings.MAILBOX_ALLOWED_NETWORKS = []
+    assert "is not a public address" in netguard.refusal(host, 993)
+
+
+def test_the_operator_allows_a_network_and_public_hosts_pass(settings):
+    from reports import netguard
+
+    settings.MAILBOX_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    assert netguard.refusal("10.1.2.3", 993) == ""
+    assert netguard.refusal("192.168.1.1", 993) != ""
+    assert netguard.refusal("8.8.8.8", 993) == ""
+    assert netguard.refusal("no-such-host.invalid", 993) == ""  # the connection reports that failure
+
+
+@pytest.mark.django_db
+def test_an_admin_cannot_save_a_mailbox_pointing_inside(client, settings):
+    from reports.models import Mailbox
+
+    settings.MAILBOX_ALLOWED_NETWORKS = []
+    user = User.objects.create_user("alice", password="x")
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    Membership.objects.create(user=user, organization=organization, role=Membership.Role.ADMIN)
+    client.force_login(user)
+    form = {
+        "name": "Probe", "host": "169.254.169.254", "port": "993", "security": "tls", "username": "u",
+        "password": "p", "folder": "INBOX", "processed_folder": "Done", "invalid_folder": "Bad",
+        "poll_interval": "300", "enabled": "on",
+    }  # fmt: skip
+    response = client.post("/orgs/acme/mailboxes/add/", form)
+    assert response.status_code == 200 and "169.254.169.254 is not a public address" in response.content.decode()
+    assert not Mailbox.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_saved_mailbox_whose_host_points_inside_is_not_connected_to(settings, imap_account):
+    from reports import mailbox as mailboxes
+    from reports.models import Mailbox
+    from reports.secrets import encrypt
+
+    settings.MAILBOX_ALLOWED_NETWORKS = []
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    mailbox = Mailbox.objects.create(
+        organization=organization, name="Inbox", host=imap_account.dovecot.host, port=imap_account.dovecot.port,
+        security=Mailbox.Security.PLAIN, username=imap_account.username,
+        password_encrypted=encrypt(imap_account.password),
+    )  # fmt: skip
+    logins_before = imap_account.dovecot.log().count(f"user=<{imap_account.username}>")
+    result = mailboxes.poll(mailbox)
+    assert "is not a public address" in result.error
+    assert imap_account.dovecot.log().count(f"user=<{imap_account.username}>") == logins_before
+    settings.MAILBOX_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    mailbox.refresh_from_db()
+    Mailbox.objects.filter(pk=mailbox.pk).update(next_poll_at=None, failures=0)
+    assert mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk)).error == ""
