@@ -257,3 +257,18 @@ def test_a_saved_mailbox_whose_host_points_inside_is_not_connected_to(settings, 
     mailbox.refresh_from_db()
     Mailbox.objects.filter(pk=mailbox.pk).update(next_poll_at=None, failures=0)
     assert mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk)).error == ""
+
+
+@pytest.mark.django_db
+def test_the_read_api_is_rate_limited_per_token_and_per_user(client, settings, clock):
+    settings.API_RATE_LIMIT = 2
+    user = User.objects.create_user("alice", password="x")
+    organization = Organization.objects.create(name="Acme", slug="acme")
+    Membership.objects.create(user=user, organization=organization, role=Membership.Role.VIEWER)
+    _, secret = ApiToken.issue(organization, "script")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+    assert [client.get("/api/v1/domains", **auth).status_code for _ in range(3)] == [200, 200, 429]
+    client.force_login(user)  # the session has its own allowance
+    statuses = [client.get("/api/v1/domains").status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+    assert client.get("/api/v1/domains")["Retry-After"]

@@ -6,9 +6,10 @@ organization's API token, which sees that organization's domains only).
 
 from functools import wraps
 
+from django.conf import settings
 from django.http import JsonResponse
 
-from .. import stats
+from .. import ratelimit, stats
 from ..models import ApiToken, Domain, Record, Report
 from ..stats import Filters, Period, PeriodError
 
@@ -25,10 +26,24 @@ def api_view(view):
         if request.method != "GET":
             return JsonResponse({"error": "only GET is supported"}, status=405)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and token:
-            api_token = ApiToken.authenticate(token.strip())
-            if api_token is None:
-                return JsonResponse({"error": "unknown or revoked API token"}, status=401)
+        token = token.strip() if scheme.lower() == "bearer" else ""
+        api_token = ApiToken.authenticate(token) if token else None
+        # Counted per token, per user, or per address for callers with neither (guessers included).
+        if api_token is not None:
+            caller = f"token:{api_token.pk}"
+        elif request.user.is_authenticated and not token:
+            caller = f"user:{request.user.pk}"
+        else:
+            caller = f"address:{ratelimit.client_address(request)}"
+        if wait := ratelimit.hit("api", caller, settings.API_RATE_LIMIT, 60):
+            response = JsonResponse(
+                {"error": f"more than {settings.API_RATE_LIMIT} requests a minute; try again in {wait}s"}, status=429
+            )
+            response["Retry-After"] = str(wait)
+            return response
+        if token and api_token is None:
+            return JsonResponse({"error": "unknown or revoked API token"}, status=401)
+        if api_token is not None:
             domains = Domain.objects.filter(organization=api_token.organization)
             reports = Report.objects.filter(domain__in=domains)
         elif request.user.is_authenticated:
