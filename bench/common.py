@@ -1,4 +1,4 @@
-"""What the benchmarks share: a database to run on and an honest peak-memory figure."""
+"""What the benchmarks share: a database to run on, table sizes and an honest peak-memory figure."""
 
 import psycopg
 
@@ -11,6 +11,19 @@ def create_database(url: str) -> None:
     with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
         if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
             conn.execute(f'create database "{name}"')
+
+
+def table_size(cursor, table: str) -> tuple[int, int]:
+    """Bytes of a table (heap and TOAST) and of its indexes, its partitions' included: a partitioned
+    table holds nothing itself, so pg_total_relation_size of it is 0 (and pg_partition_tree of a
+    table that is not partitioned is empty)."""
+    cursor.execute(
+        "SELECT coalesce(sum(pg_table_size(relid)), 0), coalesce(sum(pg_indexes_size(relid)), 0) "
+        "FROM (SELECT relid FROM pg_partition_tree(%s) UNION SELECT %s::regclass) tree",
+        [table, table],
+    )
+    table, indexes = cursor.fetchone()
+    return int(table), int(indexes)
 
 
 def peak_rss_mb() -> float:

@@ -46,7 +46,7 @@ os.environ["DEBUG"] = "false"  # DEBUG logs every query: the timings would not b
 
 import psycopg  # noqa: E402
 
-from bench.common import create_database, peak_rss_mb  # noqa: E402
+from bench.common import create_database, peak_rss_mb, table_size  # noqa: E402
 
 DOMAIN = "big.example"
 SEED = 9990
@@ -224,9 +224,8 @@ def tail(
     return "\t".join(values[name] for name in RECORD_COLUMNS[4:]), "pass" in (dkim_aligned, spf_aligned)
 
 
-def variants(slug: str) -> list[tuple[float, tuple[str, bool]]]:
-    """How a category's mail is evaluated, with weights: (weight, tail)."""
-    d = DOMAIN
+def variants(slug: str, d: str = DOMAIN) -> list[tuple[float, tuple[str, bool]]]:
+    """How a category's mail for domain ``d`` is evaluated, with weights: (weight, tail)."""
     if slug == "google":
         return [
             (0.90, tail("none", d, d, [(d, "google", "pass")], (d, "pass"), dkim_aligned="pass", spf_aligned="pass")),
@@ -297,8 +296,10 @@ def variants(slug: str) -> list[tuple[float, tuple[str, bool]]]:
     ]  # fmt: skip
 
 
-def make_pool(name: str, share: float, ips: list[str], ip_weights, alpha: float, cap: int) -> Pool:
-    found = variants(name)
+def make_pool(
+    name: str, share: float, ips: list[str], ip_weights, alpha: float, cap: int, domain: str = DOMAIN
+) -> Pool:
+    found = variants(name, domain)
     return Pool(
         name=name,
         share=share,
@@ -364,9 +365,9 @@ def report_id(rng: Random, reporter: Reporter, begin: datetime) -> str:
     return f"{int(begin.timestamp())}.{rng.randrange(100_000, 1_000_000)}"
 
 
-def fingerprint(reporter: Reporter, rid: str, begin: datetime, end: datetime) -> str:
+def fingerprint(reporter: Reporter, rid: str, begin: datetime, end: datetime, domain: str = DOMAIN) -> str:
     """As reports.ingest.fingerprint computes it from a parsed report."""
-    parts = (reporter.org_name.lower(), reporter.email.lower(), DOMAIN, rid, str(int(begin.timestamp())))
+    parts = (reporter.org_name.lower(), reporter.email.lower(), domain, rid, str(int(begin.timestamp())))
     return hashlib.sha256("\x1f".join([*parts, str(int(end.timestamp()))]).encode()).hexdigest()
 
 
@@ -467,7 +468,13 @@ def setup_tenancy():
         DomainSender.objects.create(domain=domain, sender=senders[slug], authorised=True)
     DomainSender.objects.create(domain=domain, sender=senders["mailgun"], authorised=False, note="account closed")
 
-    rng = Random(SEED)
+    pools, rows = sender_pools(Random(SEED), senders, senders["big-example-mail"])
+    return domain, pools, rows
+
+
+def sender_pools(rng: Random, senders: dict, own) -> tuple[list[Pool], list[SourceRow]]:
+    """The named senders' and the forwarders' IP pools, as big.example's mail comes from them, and
+    their SourceIP rows; ``own`` is the Sender of the domain's own servers (None: not declared)."""
     pools, rows = [], []
     for slug, size, ipv6, share, networks, prefix, ptr, base, asn, as_name, country in SENDER_POOLS:
         v6 = round(size * ipv6)
@@ -475,14 +482,15 @@ def setup_tenancy():
         ips += unique_ips(rng, v6, lambda prefix=prefix: random_ipv6(rng, prefix))
         alpha, cap = (0.9, 5000) if slug == "big-example-mail" else (0.75, 50_000)
         pools.append(make_pool(slug, share, ips, zipf(len(ips), 0.9), alpha, cap))
-        sender = senders[slug]
-        evidence = (
-            f"in {sender.name}'s network {OWN_NETWORK}"
-            if slug == "big-example-mail"
-            else f"matched by PTR base domain {base}"
-        )
+        sender = own if slug == "big-example-mail" else senders[slug]
+        if sender is None:
+            evidence = ""
+        elif slug == "big-example-mail":
+            evidence = f"in {sender.name}'s network {OWN_NETWORK}"
+        else:
+            evidence = f"matched by PTR base domain {base}"
         rows += [
-            SourceRow(ip, ptr.format(n=n + 1), base, asn, as_name, country, sender.pk, evidence)
+            SourceRow(ip, ptr.format(n=n + 1), base, asn, as_name, country, sender and sender.pk, evidence)
             for n, ip in enumerate(ips)
         ]
     ips = []
@@ -491,7 +499,12 @@ def setup_tenancy():
         ips += found
         rows += [SourceRow(ip, ptr.format(n=n + 1), base, asn, as_name, country) for n, ip in enumerate(found)]
     pools.append(make_pool("forwarders", FORWARDER_SHARE, ips, zipf(len(ips), 0.8), 1.3, 500))
-    return domain, pools, rows
+    return pools, rows
+
+
+def for_domain(pools: list[Pool], domain: str) -> list[Pool]:
+    """The same IP pools sending ``domain``'s mail."""
+    return [make_pool(pool.name, pool.share, pool.ips, pool.ip_weights, pool.alpha, pool.cap, domain) for pool in pools]
 
 
 def spoofers(rng: Random, count: int) -> list[SourceRow]:
@@ -522,12 +535,112 @@ def copy_records(reports: list, bodies: list[list[str]]) -> None:
                 copy.write(prefix + ("\n" + prefix).join(lines[start : start + 1000]) + "\n")
 
 
-def build(records: int, days: int) -> float:
-    """Generate and store the data set; return the seconds it took."""
-    from django.db import connection, transaction
+def reporters_today(rng: Random, everyone: list[Reporter], size: int) -> list[tuple[Reporter, int]]:
+    """Who reports today, and how many of the day's ``size`` records each: Zipf by rank, with some noise."""
+    present = [r for r in everyone if r.every_day or rng.random() < SMALL_PRESENCE]
+    ranks = [everyone.index(r) + 1 for r in present]
+    counts = split(size, [rng.lognormvariate(0, 0.15) / rank**REPORTER_ZIPF for rank in ranks])
+    return list(zip(present, counts, strict=True))
+
+
+def day_reports(
+    rng: Random, domain, day: date, sent: list[tuple[Reporter, int]], pools: list[Pool], pool_weights: list[float]
+) -> tuple[list, list[list[str]]]:
+    """The reports ``sent`` for ``domain`` (a Domain) on ``day``, unsaved, and their records' COPY lines."""
+    from reports.models import Report
+
+    begin = datetime.combine(day, datetime.min.time(), UTC)
+    end = begin + timedelta(seconds=86399)
+    reports, bodies = [], []
+    for reporter, count in sent:
+        if count == 0:
+            continue
+        lines, messages, passed = report_lines(rng, count, pools, pool_weights)
+        rid = report_id(rng, reporter, begin)
+        rfc9990 = reporter.format == "rfc9990"
+        reports.append(
+            Report(
+                domain=domain,
+                fingerprint=fingerprint(reporter, rid, begin, end, domain.name),
+                format=reporter.format,
+                version="" if rfc9990 else "1.0",
+                org_name=reporter.org_name,
+                email=reporter.email,
+                report_id=rid,
+                begin=begin,
+                end=end,
+                policy_domain=domain.name,
+                p="quarantine",
+                sp="reject",
+                np="reject" if rfc9990 else "",
+                pct=None if rfc9990 else 100,
+                testing="n" if rfc9990 else "",
+                adkim="r",
+                aspf="r",
+                fo="1",
+                discovery_method="treewalk" if rfc9990 else "",
+                authenticity=reporter.authenticity,
+                record_count=count,
+                message_count=messages,
+                pass_count=passed,
+                sources_registered=True,
+            )
+        )
+        bodies.append(lines)
+    return reports, bodies
+
+
+def store_day(reports: list, bodies: list[list[str]], new_ips: list[SourceRow], day: date, phases: Counter) -> None:
+    """Store a day as ingest would: reports, records, rollups (reports.rollups.add_report, what ingest
+    runs), the new IPs; in one transaction. Adds the seconds spent to ``phases``."""
+    from django.db import transaction
 
     from reports import rollups
     from reports.models import Report
+
+    with transaction.atomic():
+        tick = time.perf_counter()
+        Report.objects.bulk_create(reports)
+        copy_records(reports, bodies)
+        phases["copy"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        for report in reports:
+            rollups.add_report(report)
+        phases["rollup"] += time.perf_counter() - tick
+        tick = time.perf_counter()
+        register_ips(new_ips, datetime.combine(day, datetime.min.time(), UTC))
+        phases["source IPs"] += time.perf_counter() - tick
+
+
+def progress(number: int, days: int, day: date, done: int, records: int, started: float) -> None:
+    if (number + 1) % max(1, days // 20) == 0 or number + 1 == days:
+        elapsed = time.perf_counter() - started
+        print(
+            f"  day {number + 1}/{days} {day}: {done:,} records, {done / elapsed:,.0f} records/s, "
+            f"{elapsed:.0f} s, about {elapsed / done * (records - done):.0f} s to go, "
+            f"peak RSS {peak_rss_mb():.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def finish_build(started: float, phases: Counter) -> float:
+    """VACUUM ANALYZE, print where the time went; return the seconds the build took."""
+    from django.db import connection
+
+    tick = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE)")
+    phases["vacuum analyze"] += time.perf_counter() - tick
+    seconds = time.perf_counter() - started
+    spent = ", ".join(f"{name} {value:.0f} s" for name, value in phases.items())
+    print(f"built in {seconds:.0f} s ({spent}); peak RSS {peak_rss_mb():.0f} MB")
+    return seconds
+
+
+def build(records: int, days: int) -> float:
+    """Generate and store the data set; return the seconds it took."""
+    from django.db import connection
 
     started = time.perf_counter()
     phases = Counter()
@@ -541,89 +654,23 @@ def build(records: int, days: int) -> float:
     sizes = day_sizes(rng, records, dates)
     everyone = reporters()
     done = 0
-    step = max(1, days // 20)
     for number, (day, size) in enumerate(zip(dates, sizes, strict=True)):
         tick = time.perf_counter()
-        # 1. Who reports today, and how many records each: Zipf by rank, with some noise.
-        present = [r for r in everyone if r.every_day or rng.random() < SMALL_PRESENCE]
-        ranks = [everyone.index(r) + 1 for r in present]
-        counts = split(size, [rng.lognormvariate(0, 0.15) / rank**REPORTER_ZIPF for rank in ranks])
+        # 1. Who reports today, and how many records each.
+        sent = reporters_today(rng, everyone, size)
         # 2. Today's spoofers, and each category's share of the records.
         share = min(0.3, SPOOFER_SHARE * rng.lognormvariate(0, 0.6))
         today_spoofers = spoofers(rng, max(1, round(size * share / 1.6)))
         pools = [*fixed, make_pool("spoofers", share, [row.ip for row in today_spoofers], None, 2.0, 200)]
         pool_weights = cumulative([pool.share * (1 - share) for pool in fixed] + [share])
         # 3. The reports and their records, in memory for one day only.
-        begin = datetime.combine(day, datetime.min.time(), UTC)
-        end = begin + timedelta(seconds=86399)
-        reports, bodies = [], []
-        for reporter, count in zip(present, counts, strict=True):
-            if count == 0:
-                continue
-            lines, messages, passed = report_lines(rng, count, pools, pool_weights)
-            rid = report_id(rng, reporter, begin)
-            rfc9990 = reporter.format == "rfc9990"
-            reports.append(
-                Report(
-                    domain=domain,
-                    fingerprint=fingerprint(reporter, rid, begin, end),
-                    format=reporter.format,
-                    version="" if rfc9990 else "1.0",
-                    org_name=reporter.org_name,
-                    email=reporter.email,
-                    report_id=rid,
-                    begin=begin,
-                    end=end,
-                    policy_domain=DOMAIN,
-                    p="quarantine",
-                    sp="reject",
-                    np="reject" if rfc9990 else "",
-                    pct=None if rfc9990 else 100,
-                    testing="n" if rfc9990 else "",
-                    adkim="r",
-                    aspf="r",
-                    fo="1",
-                    discovery_method="treewalk" if rfc9990 else "",
-                    authenticity=reporter.authenticity,
-                    record_count=count,
-                    message_count=messages,
-                    pass_count=passed,
-                    sources_registered=True,
-                )
-            )
-            bodies.append(lines)
+        reports, bodies = day_reports(rng, domain, day, sent, pools, pool_weights)
         phases["generate"] += time.perf_counter() - tick
-        # 4. Stored as ingest would: reports, records, rollups, the new IPs; one transaction a day.
-        with transaction.atomic():
-            tick = time.perf_counter()
-            Report.objects.bulk_create(reports)
-            copy_records(reports, bodies)
-            phases["copy"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            for report in reports:
-                rollups.add_report(report)
-            phases["rollup"] += time.perf_counter() - tick
-            tick = time.perf_counter()
-            register_ips(today_spoofers, begin)
-            phases["source IPs"] += time.perf_counter() - tick
+        # 4. Stored as ingest would; one transaction a day.
+        store_day(reports, bodies, today_spoofers, day, phases)
         done += size
-        if (number + 1) % step == 0 or number + 1 == days:
-            elapsed = time.perf_counter() - started
-            print(
-                f"  day {number + 1}/{days} {day}: {done:,} records, {done / elapsed:,.0f} records/s, "
-                f"{elapsed:.0f} s, about {elapsed / done * (records - done):.0f} s to go, "
-                f"peak RSS {peak_rss_mb():.0f} MB",
-                file=sys.stderr,
-                flush=True,
-            )
-    tick = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM (ANALYZE)")
-    phases["vacuum analyze"] += time.perf_counter() - tick
-    seconds = time.perf_counter() - started
-    spent = ", ".join(f"{name} {value:.0f} s" for name, value in phases.items())
-    print(f"built in {seconds:.0f} s ({spent}); peak RSS {peak_rss_mb():.0f} MB")
-    return seconds
+        progress(number, days, day, done, records, started)
+    return finish_build(started, phases)
 
 
 # The database ------------------------------------------------------------------------------------------
@@ -655,8 +702,9 @@ def drop_database(url: str) -> None:
         conn.execute(f'drop database "{name}"')
 
 
-def prepare(records: int, days: int, rebuild: bool) -> None:
-    """Make sure the database holds a finished data set of this size: keep, build, or refuse."""
+def prepare(records: int, days: int, rebuild: bool, build=build) -> None:
+    """Make sure the database holds a finished data set of this size, made by ``build``: keep it,
+    build it, or refuse."""
     import django
     from django.core.management import call_command
 
@@ -761,10 +809,7 @@ def describe() -> None:
     with connection.cursor() as cursor:
         cursor.execute("select pg_database_size(current_database())")
         (size,) = cursor.fetchone()
-        sizes = []
-        for table in tables:
-            cursor.execute("select pg_total_relation_size(%s)", [table])
-            sizes.append(f"{table} {mb(cursor.fetchone()[0])}")
+        sizes = [f"{table} {mb(sum(table_size(cursor, table)))}" for table in tables]
     per_million = size / (totals["records"] / 1e6)
     print(f"database {mb(size)}, {mb(per_million)} per million records; with indexes: {', '.join(sizes)}")
 
@@ -806,7 +851,8 @@ def refresh_windows() -> None:
     print(f"source windows: {refreshed} domain(s) refreshed in {seconds:.1f} s (windows.refresh_stale); rows {rows}")
 
 
-def time_pages(repeat: int) -> None:
+def time_pages(repeat: int, domain_name: str = DOMAIN, username: str = "bench") -> list[float]:
+    """Time every page of ``domain_name`` as ``username``; return every timed request's milliseconds."""
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.db import connection
@@ -817,7 +863,7 @@ def time_pages(repeat: int) -> None:
 
     from reports.models import DailySource, Domain, Report, Sender, SourceIP
 
-    domain = Domain.objects.get(name=DOMAIN)
+    domain = Domain.objects.get(name=domain_name)
     since = datetime.now(UTC).date() - timedelta(days=89)
     busiest = (
         DailySource.objects.filter(domain=domain, day__gte=since)
@@ -829,13 +875,17 @@ def time_pages(repeat: int) -> None:
     ip = busiest["source_ip"]
     sender = SourceIP.objects.get(ip=ip).sender_id or Sender.objects.get(organization=None, slug="google").pk
     report = Report.objects.filter(domain=domain).order_by("-record_count").first()
-    print(f"\nbusiest IP {ip} (sender {sender}), largest report {report.pk} ({report.record_count:,} records)")
+    print(
+        f"\n{domain.name}: busiest IP {ip} (sender {sender}), largest report {report.pk} "
+        f"({report.record_count:,} records)"
+    )
 
     host = next((h for h in settings.ALLOWED_HOSTS if h not in ("*",) and not h.startswith(".")), "localhost")
     client = Client(HTTP_HOST=host, raise_request_exception=False)  # a failing page is logged, the rest timed
-    client.force_login(get_user_model().objects.get(username="bench"))
+    client.force_login(get_user_model().objects.get(username=username))
     print(f"{'page':<64} {'median ms':>9} {'p95 ms':>8} {'max ms':>8} {'queries':>7} {'sql ms':>7}  target")
     met = missing = failed = timed = 0
+    every = []
     for name, args, query in pages(domain.name, ip, sender, report.pk):
         try:
             url = reverse(name, args=args) + (f"?{query}" if query else "")
@@ -852,6 +902,7 @@ def time_pages(repeat: int) -> None:
         for _ in range(repeat):
             status, ms = fetch(client, url)
             times.append(ms)
+        every += times
         with CaptureQueriesContext(connection) as queries:
             fetch(client, url)  # one more, untimed: its queries say where the time goes
         captured = queries.captured_queries  # now: the next request clears the log they are read from
@@ -870,6 +921,7 @@ def time_pages(repeat: int) -> None:
         f"summary: {met} of {timed} pages timed met the target (median < {TARGET_MEDIAN_MS} ms, "
         f"p95 < {TARGET_P95_MS} ms over {repeat} requests); {missing} not available, {failed} failed"
     )
+    return every
 
 
 def main() -> None:
