@@ -1,19 +1,26 @@
 """Celery tasks: thin wrappers that take ids and call plain functions."""
 
 from celery import shared_task
+from django.db import DatabaseError
 
 from . import alerts, health, monitoring, readiness, retention, sources, windows
 from . import mailbox as mailboxes
 from .models import Mailbox
 
 
-@shared_task(ignore_result=True)
-def poll_mailbox(mailbox_id: int) -> str:
+# While the database is away a poll can record nothing: it is retried with backoff (for a few minutes
+# in all), and beyond that the next beat run polls the mailbox once the lease has lapsed.
+@shared_task(
+    bind=True, ignore_result=True, autoretry_for=(DatabaseError,), retry_backoff=2, retry_backoff_max=60, max_retries=10
+)
+def poll_mailbox(self, mailbox_id: int) -> str:
     try:
         mailbox = Mailbox.objects.get(pk=mailbox_id, enabled=True)
     except Mailbox.DoesNotExist:
         return f"mailbox {mailbox_id} is gone or disabled"
-    return mailboxes.poll(mailbox).summary()
+    # The lease is named after the task: its retry, or its message delivered again after the worker
+    # was killed (acks_late), resumes at once instead of waiting for the lease to lapse.
+    return mailboxes.poll(mailbox, token=(self.request.id or "").replace("-", "")[:32]).summary()
 
 
 @shared_task(ignore_result=True)
