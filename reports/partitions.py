@@ -12,6 +12,10 @@ without one, so ingest never waits for, or fails on, a missing partition.
    ``records_purged_at``. A month holding a report that retention keeps (its organization keeps
    records longer or forever, it is quarantined, its domain is unclaimed) stays, and retention
    deletes the due records in it row by row.
+3. Day by day, retention would find a month's reports due one day at a time and delete them row by
+   row before the month could go whole. ``due_within`` names the past months that will go whole
+   within RECORD_RETENTION_SLACK_DAYS, whose rows retention leaves for the drop: records are then
+   kept up to that many days past their retention, and steady-state retention is a drop a month.
 
 Each change waits at most LOCK_TIMEOUT for its locks, then gives up until the next run: a
 waiting ALTER TABLE would queue every reader of the records behind it. A new month is created
@@ -133,6 +137,14 @@ def _create(month: datetime.date) -> bool:
     return True
 
 
+def due_within(now: datetime.datetime, slack: datetime.timedelta) -> list[datetime.date]:
+    """The past month partitions whose every report will be past retention within ``slack``."""
+    if not slack or not enabled():
+        return []
+    today = now.astimezone(UTC).date()
+    return [month for month in sorted(months()) if next_month(month) <= today and not _kept(month, now + slack)]
+
+
 def drop_expired(now: datetime.datetime) -> tuple[int, int, int]:
     """Drop every past month partition that retention has wholly passed; return (partitions,
     reports marked, records removed)."""
@@ -153,7 +165,7 @@ def drop_expired(now: datetime.datetime) -> tuple[int, int, int]:
     return dropped, reports, records
 
 
-def _span(month: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
+def span(month: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
     """The report begins whose records are in ``month``'s partition: [first, last)."""
     return (
         datetime.datetime.combine(month, datetime.time(), UTC),
@@ -165,7 +177,7 @@ def _kept(month: datetime.date, now: datetime.datetime) -> bool:
     """Whether a report of ``month`` still has records that retention keeps (reports/retention.py's
     rule: its organization's record_retention_days set, passed since the report's end, and not
     quarantined)."""
-    start, end = _span(month)
+    start, end = span(month)
     report, domain, organization = (model._meta.db_table for model in (Report, Domain, Organization))
     with connection.cursor() as cursor:
         # In seconds, not as now - interval: a retention of more days than the calendar has
@@ -193,7 +205,7 @@ def drop_month(month: datetime.date, now: datetime.datetime) -> tuple[int, int] 
     name = name_of(month)
     if months().get(month) != name:
         return None
-    start, end = _span(month)
+    start, end = span(month)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [LOCK_TIMEOUT])

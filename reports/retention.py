@@ -11,12 +11,15 @@ simply resumed by the next: whatever is done is marked, whatever is not is found
 
 On PostgreSQL a whole month of records whose every report is due goes first, by dropping its
 partition (reports/partitions.py, which the run also asks to create the months to come);
-the rows left due, of months some report still keeps, are deleted in batches.
+the rows left due, of months some report still keeps, are deleted in batches. With
+RECORD_RETENTION_SLACK_DAYS set, the due rows of a month that will go whole within that many
+days are left for the drop.
 """
 
 import datetime
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -45,11 +48,13 @@ def apply(now: datetime.datetime | None = None) -> dict[str, int]:
     counts = dict.fromkeys(("organizations", "reports", "records", "inputs", "blobs"), 0)
     partitions.maintain(now.astimezone(datetime.UTC).date())
     _, counts["reports"], counts["records"] = partitions.drop_expired(now)
+    slack = datetime.timedelta(days=getattr(settings, "RECORD_RETENTION_SLACK_DAYS", 0))
+    waiting = [partitions.span(month) for month in partitions.due_within(now, slack)]
     due = Organization.objects.filter(Q(record_retention_days__gt=0) | Q(raw_retention_days__gt=0)).order_by("pk")
     for organization in due:
         counts["organizations"] += 1
         if organization.record_retention_days:
-            reports, records = purge_records(organization, now)
+            reports, records = purge_records(organization, now, waiting)
             counts["reports"] += reports
             counts["records"] += records
         if organization.raw_retention_days:
@@ -64,8 +69,11 @@ def apply(now: datetime.datetime | None = None) -> dict[str, int]:
     return counts
 
 
-def purge_records(organization: Organization, now: datetime.datetime) -> tuple[int, int]:
-    """Delete the records of the organization's reports that ended before its record retention;
+def purge_records(
+    organization: Organization, now: datetime.datetime, waiting: list[tuple[datetime.datetime, datetime.datetime]] = ()
+) -> tuple[int, int]:
+    """Delete the records of the organization's reports that ended before its record retention,
+    except those of reports beginning in the ``waiting`` spans (their month is dropped soon);
     return (reports, records)."""
     before = _cutoff(now, organization.record_retention_days)
     if before is None:
@@ -75,6 +83,8 @@ def purge_records(organization: Organization, now: datetime.datetime) -> tuple[i
     due = Report.objects.filter(
         domain__organization=organization, end__lt=before, records_purged_at=None, quarantined=False
     )
+    for start, end in waiting:
+        due = due.exclude(begin__gte=start, begin__lt=end)
     return purge_reports(due, now)
 
 

@@ -192,6 +192,47 @@ def test_a_month_that_retention_keeps_a_report_of_stays_and_the_due_records_in_i
     assert rollups() == before_rollups
 
 
+def falling_due(acme) -> tuple[Report, Report, datetime.datetime, datetime.datetime]:
+    """Two reports of one past month, on its 1st and its 20th, and when each falls due (Acme keeps 90 days)."""
+    month = months_ago(6)
+    first, last = store(acme, month, "first"), store(acme, month + datetime.timedelta(days=19), "last")
+    partitions.maintain()
+    due = [report.end + datetime.timedelta(days=90, hours=1) for report in (first, last)]
+    return first, last, due[0], due[1]
+
+
+def test_without_slack_retention_deletes_a_months_rows_as_they_fall_due_and_drops_what_is_left(acme):
+    first, last, first_due, last_due = falling_due(acme)
+
+    assert retention.apply(first_due)["records"] == 3
+    assert not Record.objects.filter(report=first).exists() and Record.objects.of_report(last).count() == 3
+
+    assert retention.apply(last_due)["records"] == 3
+    assert not table_exists(partitions.name_of(months_ago(6)))
+
+
+def test_with_slack_retention_leaves_a_months_rows_for_its_drop(acme, settings):
+    settings.RECORD_RETENTION_SLACK_DAYS = 31
+    first, last, first_due, last_due = falling_due(acme)
+
+    assert retention.apply(first_due)["records"] == 0
+    assert Record.objects.of_report(first).count() == 3  # kept past its retention, at most the slack
+
+    assert retention.apply(last_due)["records"] == 6
+    assert not table_exists(partitions.name_of(months_ago(6)))
+    assert Report.objects.filter(records_purged_at=None).count() == 0
+
+
+def test_slack_does_not_keep_records_for_a_month_that_a_longer_retention_holds(acme, globex, settings):
+    settings.RECORD_RETENTION_SLACK_DAYS = 31
+    Organization.objects.filter(pk=globex.pk).update(record_retention_days=365)
+    first, last, first_due, last_due = falling_due(acme)
+    store(globex, months_ago(6) + datetime.timedelta(days=2), "globex", domain="globex.example")
+
+    assert retention.apply(first_due)["records"] == 3
+    assert not Record.objects.filter(report=first).exists()
+
+
 def test_a_report_stored_between_the_first_look_and_the_drop_keeps_the_month(acme, globex, monkeypatch):
     month = months_ago(6)
     store(acme, month + datetime.timedelta(days=4), "acme")
