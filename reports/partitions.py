@@ -18,7 +18,9 @@ without one, so ingest never waits for, or fails on, a missing partition.
    kept up to that many days past their retention, and steady-state retention is a drop a month.
 
 Each change waits at most LOCK_TIMEOUT for its locks, then gives up until the next run: a
-waiting ALTER TABLE would queue every reader of the records behind it. A new month is created
+waiting ALTER TABLE would queue every reader of the records behind it. A database role that does
+not own the record table cannot change partitions at all: that is logged as an error, and nothing
+fails for it (records go to DEFAULT, retention deletes rows). A new month is created
 as a table of its own and then attached, which locks the record table less than CREATE TABLE
 ... PARTITION OF (readers and writers of other months go on).
 """
@@ -27,7 +29,7 @@ import datetime
 import logging
 import re
 
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Sum
 
 from .models import Domain, Organization, Record, Report
@@ -38,7 +40,12 @@ TABLE = Record._meta.db_table
 DEFAULT = f"{TABLE}_default"
 MONTHS_AHEAD = 3
 LOCK_TIMEOUT = "3s"
-GAVE_UP = {"55P03", "40P01"}  # lock_not_available, deadlock_detected: both mean "try again tomorrow"
+# What leaves a partition as it is, the records where they are, until the next run.
+GAVE_UP = {
+    "55P03": "its lock was not had in time",
+    "40P01": "it deadlocked",
+    "42501": f"this database role may not: it takes the owner of {TABLE}",
+}
 # Its end, 10000-01-01, is past Python's dates: a report claiming it keeps its records in DEFAULT.
 LAST_MONTH = datetime.date(9999, 12, 1)
 BOUND = re.compile(r"FOR VALUES FROM \('(\d{4}-\d{2}-\d{2})'\) TO \('(\d{4}-\d{2}-\d{2})'\)")
@@ -130,7 +137,7 @@ def _create(month: datetime.date) -> bool:
             cursor.execute(
                 f"ALTER TABLE {q(TABLE)} ATTACH PARTITION {q(name)} FOR VALUES FROM (%s) TO (%s)", [month, end]
             )
-    except OperationalError as exc:
+    except DatabaseError as exc:
         if _gave_up(exc, f"creating {name}"):
             return False
         raise
@@ -223,16 +230,18 @@ def drop_month(month: datetime.date, now: datetime.datetime) -> tuple[int, int] 
             cursor.execute(f"DROP TABLE {q(name)}")
     except _Kept:
         return None
-    except OperationalError as exc:
+    except DatabaseError as exc:
         if _gave_up(exc, f"dropping {name}"):
             return None
         raise
     return reports, records
 
 
-def _gave_up(exc: OperationalError, doing: str) -> bool:
-    """Whether ``exc`` is a lock not had in time (logged; the next run tries again)."""
-    if getattr(exc.__cause__, "sqlstate", None) not in GAVE_UP:
+def _gave_up(exc: DatabaseError, doing: str) -> bool:
+    """Whether ``exc`` is one of GAVE_UP (logged: records stay in DEFAULT, or are deleted row by row)."""
+    code = getattr(exc.__cause__, "sqlstate", None)
+    if code not in GAVE_UP:
         return False
-    log.warning("partitions: %s gave up, the next run tries again: %s", doing, exc)
+    level = logging.ERROR if code == "42501" else logging.WARNING
+    log.log(level, "partitions: %s left for the next run, %s: %s", doing, GAVE_UP[code], exc)
     return True

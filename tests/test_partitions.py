@@ -288,6 +288,22 @@ def test_a_month_whose_drop_cannot_get_its_lock_is_emptied_row_by_row_instead(ac
     assert report.records_purged_at is not None and not Record.objects.filter(report=report).exists()
 
 
+def test_a_role_that_does_not_own_the_records_leaves_partitions_alone_and_retention_deletes_rows(acme):
+    report = store(acme, months_ago(6) + datetime.timedelta(days=1), "old")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE ROLE dmarcdash_app")  # undone with the test's transaction
+        cursor.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO dmarcdash_app")
+        cursor.execute("SET LOCAL ROLE dmarcdash_app")
+
+        counts = retention.apply()
+
+        cursor.execute("RESET ROLE")
+    assert (counts["reports"], counts["records"]) == (1, 3)
+    assert partitions.name_of(months_ago(6)) not in partitions.months().values()
+    report.refresh_from_db()
+    assert report.records_purged_at is not None and not Record.objects.filter(report=report).exists()
+
+
 def explained(queryset) -> set[str]:
     return set(PARTITION.findall(queryset.explain()))
 
