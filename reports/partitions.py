@@ -114,6 +114,10 @@ def maintain(today: datetime.date | None = None) -> list[str]:
     created = [name_of(month) for month in sorted(wanted - months().keys()) if _create(month)]
     if created:
         log.info("partitions: created %s", ", ".join(created))
+        # Autovacuum analyzes each partition but never the partitioned table itself, whose
+        # statistics plan the queries that span months; a new month is a good time (10 s at 10M records).
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(TABLE)}")
     return created
 
 

@@ -129,6 +129,22 @@ def test_a_report_of_a_month_without_a_partition_lands_in_default_until_the_dail
     assert partitions.maintain() == []  # nothing left to do
 
 
+def test_a_new_month_brings_the_record_tables_statistics_up_to_date(acme):
+    store(acme, months_ago(30), "old")
+
+    def days_in_statistics() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT coalesce(string_agg(most_common_vals::text, ''), '') FROM pg_stats "
+                "WHERE tablename = 'reports_record' AND attname = 'day' AND inherited"
+            )
+            return cursor.fetchone()[0]
+
+    assert months_ago(30).isoformat() not in days_in_statistics()
+    partitions.maintain()
+    assert months_ago(30).isoformat() in days_in_statistics()
+
+
 def test_a_report_claiming_the_last_month_there_is_stays_in_default(acme):
     report = store(acme, datetime.date(9999, 12, 30), "far")
     assert partitions.maintain() == []
