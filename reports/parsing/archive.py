@@ -7,7 +7,9 @@ every decompressed byte is counted against a cap.
 """
 
 import io
+import lzma
 import posixpath
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -21,6 +23,13 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
 CHUNK = 64 * 1024
+# What zipfile raises on a broken member besides BadZipFile: its decompressors' own errors
+# (an LZMA member's is no OSError), and ValueError for a local header offset that lands
+# before the start of the file (a negative seek).
+MEMBER_ERRORS = (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, ValueError, zlib.error, lzma.LZMAError)
+# An LZMA decoder keeps up to its dictionary's size of output in memory, and the archive
+# chooses that size (up to 4 GiB); 64 MiB is what the strongest presets use.
+MAX_LZMA_DICTIONARY = 64 * 1024 * 1024
 
 
 def sniff(head: bytes) -> str:
@@ -207,10 +216,17 @@ def zip_documents(source: BinaryIO, name: str, limits: Limits) -> Iterator[Docum
         if member.flag_bits & 0x1:
             yield Refusal(member_name, "zip member is encrypted")
             continue
+        if member.compress_type == zipfile.ZIP_LZMA and lzma_dictionary(source, member) > MAX_LZMA_DICTIONARY:
+            yield Refusal(
+                member_name,
+                f"zip member's LZMA dictionary is larger than {human_bytes(MAX_LZMA_DICTIONARY)} "
+                "(reading it could hold that much in memory)",
+            )
+            continue
         try:
             with archive.open(member) as stream:
                 head = stream.read(512)
-        except (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, zlib.error) as exc:
+        except MEMBER_ERRORS as exc:
             yield Refusal(member_name, f"zip member cannot be read: {exc}")
             continue
         kind = sniff(head)
@@ -223,9 +239,29 @@ def zip_documents(source: BinaryIO, name: str, limits: Limits) -> Iterator[Docum
         yield Document(member_name, _zip_opener(archive, member, limits))
 
 
+def lzma_dictionary(source: BinaryIO, member: zipfile.ZipInfo) -> int:
+    """The dictionary size in an LZMA member's properties (APPNOTE 5.8.8); 0 when unreadable,
+    for zipfile to refuse when it opens the member."""
+    try:
+        source.seek(member.header_offset)
+        header = source.read(30)
+        if len(header) < 30 or not header.startswith(b"PK\x03\x04"):
+            return 0
+        name_length, extra_length = struct.unpack("<HH", header[26:30])
+        source.seek(member.header_offset + 30 + name_length + extra_length)
+        properties = source.read(9)
+    except (OSError, ValueError):
+        return 0
+    return struct.unpack("<I", properties[5:9])[0] if len(properties) == 9 else 0
+
+
 def _zip_opener(archive: zipfile.ZipFile, member: zipfile.ZipInfo, limits: Limits):
     def open_member() -> BinaryIO:
-        return ZipMemberReader(archive.open(member), limits.max_xml_bytes, member.filename)
+        try:
+            stream = archive.open(member)
+        except MEMBER_ERRORS as exc:
+            raise ReportError(f"zip member {member.filename!r} cannot be read: {exc}") from exc
+        return ZipMemberReader(stream, limits.max_xml_bytes, member.filename)
 
     return open_member
 
@@ -239,7 +275,7 @@ class ZipMemberReader(CappedReader):
     def read(self, size: int = -1) -> bytes:
         try:
             return super().read(size)
-        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        except MEMBER_ERRORS as exc:
             raise ReportError(f"{self.what} is corrupt: {exc}") from exc
 
 

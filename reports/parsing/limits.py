@@ -9,6 +9,9 @@ class Limits:
     max_xml_bytes: int = 1024 * 1024 * 1024
     max_members: int = 20
     max_mime_parts: int = 100
+    # All header sections of an email together. Real report emails carry a few KiB; the
+    # email package keeps each header line as objects several times its size.
+    max_header_bytes: int = 1024 * 1024
     max_depth: int = 16
     max_field_bytes: int = 64 * 1024
     # Bytes the parser may read without completing one top-level element (metadata,
