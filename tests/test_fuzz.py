@@ -360,3 +360,15 @@ def test_a_zip_whose_directory_points_before_the_file_is_refused_not_a_value_err
     struct.pack_into("<I", data, end + 16, struct.unpack_from("<I", data, end + 16)[0] + 1)
     (refusal,) = parse_all(bytes(data))
     assert isinstance(refusal, Refusal) and "negative seek" in refusal.reason
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"=?utf-8?b?QUFBQUFBQUFBQUFBQ?=", b"=?\xfftf-8?q?a?="],
+    ids=["base64-word-of-bad-length", "charset-name-not-ascii"],
+)
+def test_a_subject_that_cannot_be_decoded_is_shown_as_it_came(raw):
+    # decode_header raised HeaderParseError and make_header CharsetError, neither a ValueError:
+    # they escaped message_documents. Found by test_mutated_emails_only_ever_raise_report_error.
+    message = parse_message(b"From: a@b\nSubject: " + raw + b"\n\nbody", Limits())
+    assert subject(message) == raw.decode("ascii", "replace")

@@ -17,6 +17,7 @@ import binascii
 import io
 import re
 from collections.abc import Iterator
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -148,7 +149,7 @@ def subject(message: Message) -> str:
     raw = str(message.get("subject", ""))[:SUBJECT_SOURCE]
     try:
         return str(make_header(decode_header(raw)))[:200]
-    except (ValueError, LookupError, UnicodeError):
+    except (ValueError, LookupError, UnicodeError, MessageError):  # bad base64 words, non-ASCII charset names
         return raw[:200]
 
 
