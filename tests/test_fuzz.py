@@ -270,6 +270,27 @@ def test_mutated_emails_only_ever_raise_report_error(data):
     exhaust(data)
 
 
+ENCODED_WORDS = st.lists(
+    st.one_of(
+        st.builds(
+            "=?{}?{}?{}?=".format,
+            st.one_of(st.sampled_from(["utf-8", "iso-8859-1", "x-unknown", "utf-8*en"]), st.text(max_size=8)),
+            st.sampled_from("bBqQx"),
+            st.text(alphabet="AZaz09+/=_-?\xff ", max_size=24),
+        ),
+        st.text(max_size=8),
+    ),
+    max_size=6,
+).map(" ".join)
+
+
+@FUZZ
+@given(ENCODED_WORDS)
+def test_any_subject_decodes_to_text(raw):
+    message = parse_message(b"From: a@b\nSubject: " + raw.encode("utf-8", "surrogateescape") + b"\n\nbody", Limits())
+    assert isinstance(subject(message), str)
+
+
 @FUZZ
 @given(emails(PAYLOADS))
 def test_the_message_splitter_finds_the_parts_the_email_package_finds(data):
