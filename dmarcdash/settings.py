@@ -334,6 +334,9 @@ LOGIN_LOCKOUT_MINUTES = envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 # the next answers 429 with Retry-After. 0 turns a limit off.
 API_RATE_LIMIT = envint("API_RATE_LIMIT", 120)
 UPLOAD_RATE_LIMIT = envint("UPLOAD_RATE_LIMIT", 20)
+# Days past its retention a record may be kept so that its month's partition is dropped whole
+# (PostgreSQL) instead of its rows deleted one day at a time; 0 keeps retention exact.
+RECORD_RETENTION_SLACK_DAYS = envint("RECORD_RETENTION_SLACK_DAYS", 0)
 # /metrics asks for "Authorization: Bearer <METRICS_TOKEN>" when set (set it where the web port is public).
 METRICS_TOKEN = envstr("METRICS_TOKEN")
 # A mailbox whose polls keep failing for this long raises an alert (one per outage).

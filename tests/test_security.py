@@ -29,7 +29,9 @@ PRODUCTION = {
 
 
 def production_process(code: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "REDIS_URL")}
+    # Not DJANGO_ALLOW_ASYNC_UNSAFE either: the browser tests set it for this process, and no
+    # deployment has it (check --deploy rightly refuses it).
+    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env.update(PRODUCTION, DMARCDASH_DATA_DIR=str(tmp_path))
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
