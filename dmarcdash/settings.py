@@ -63,6 +63,9 @@ def database_from_url(url: str) -> dict:
     if scheme == "sqlite":
         config["CONN_MAX_AGE"] = 0
         config["OPTIONS"] = {"timeout": 30}
+    else:
+        # Behind a transaction-mode pooler (PgBouncer) a cursor cannot outlive its transaction.
+        config["DISABLE_SERVER_SIDE_CURSORS"] = envbool("DATABASE_POOLER", "false")
     return config
 
 
