@@ -204,6 +204,7 @@ DMARC_LIMITS = {
     "max_xml_bytes": envint("DMARC_MAX_XML_BYTES", 1024 * 1024 * 1024, minimum=1024),
     "max_members": envint("DMARC_MAX_ARCHIVE_MEMBERS", 20, minimum=1),
     "max_mime_parts": envint("DMARC_MAX_MIME_PARTS", 100, minimum=1),
+    "max_header_bytes": envint("DMARC_MAX_HEADER_BYTES", 1024 * 1024, minimum=64 * 1024),
     "max_depth": envint("DMARC_MAX_XML_DEPTH", 16, minimum=8),
     "max_field_bytes": envint("DMARC_MAX_FIELD_BYTES", 64 * 1024, minimum=256),
     "max_element_bytes": envint("DMARC_MAX_ELEMENT_BYTES", 1024 * 1024, minimum=64 * 1024),
