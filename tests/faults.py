@@ -50,9 +50,12 @@ def database_url(port: int | None = None) -> str:
     return f"postgres://{db['USER']}@127.0.0.1:{port or db['PORT'] or 5432}/{db['NAME']}"
 
 
-def database_proxy() -> TcpProxy:
+def database_proxy(after_bytes: float = float("inf"), stall: bool = False) -> TripwireProxy:
+    """A proxy to the test database that trips once its clients have sent ``after_bytes`` of SQL."""
     db = connection.settings_dict
-    return TcpProxy(int(db["PORT"] or 5432), db["HOST"] or "127.0.0.1")
+    return TripwireProxy(
+        int(db["PORT"] or 5432), after_bytes, watch="client", stall=stall, target_host=db["HOST"] or "127.0.0.1"
+    )
 
 
 def redis_url(port: int = REDIS_PORT) -> str:
@@ -149,10 +152,11 @@ def celery_env(*, database: str, broker: str, data_dir: Path, **extra: str) -> d
 
 
 def start_worker(env: dict, log_dir: Path, name: str = "worker", concurrency: int = 1) -> Process:
-    """``celery worker`` on the three production queues (prefork, as in production), once it is ready."""
+    """``celery worker`` on the three production queues, with docker-compose.yml's options (prefork; gossip,
+    mingle and remote control on), once it is ready."""
     command = [
         sys.executable, "-m", "celery", "-A", "tests.faults_app", "worker", "-Q", QUEUES, "-n", f"{name}@%h",
-        "--concurrency", str(concurrency), "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        "--concurrency", str(concurrency), "--loglevel", "INFO",
     ]  # fmt: skip
     process = Process(name, command, env, log_dir)
     wait_until(lambda: " ready." in process.output() or not process.alive(), 90, f"{name} start")
@@ -182,18 +186,36 @@ def enqueue(broker: str, task: str, args: list, queue: str, **options) -> str:
         producer.close()
 
 
-class CuttingProxy(TcpProxy):
-    """A TcpProxy that cuts itself once the server has sent ``after_bytes`` to the client: a connection
-    that drops in the middle of a transfer, at a point the test chooses by size rather than by time."""
+class TripwireProxy(TcpProxy):
+    """A TcpProxy that trips once ``after_bytes`` have flowed one way (``watch``: "server" for what the
+    server sends, "client" for what the client sends): it then cuts every connection (``stall=False``)
+    or stops forwarding on the connection that tripped it, leaving it open (``stall=True``), so that
+    the client hangs mid-operation. The fault comes at a point chosen by size, not by time, so a slow
+    or fast machine does not move it. ``disarm()`` lets everything through again."""
 
-    def __init__(self, target_port: int, after_bytes: int, target_host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, target_port: int, after_bytes: float, *, watch: str = "server", stall: bool = False,
+        target_host: str = "127.0.0.1",
+    ) -> None:  # fmt: skip
         self.after_bytes = after_bytes
-        self.sent = 0
+        self.watch = watch
+        self.stall = stall
+        self.counted = 0
         self.tripped = threading.Event()
+        self._go_on = threading.Event()
         super().__init__(target_port, target_host)
 
+    def disarm(self) -> None:
+        self.after_bytes = float("inf")
+        self._go_on.set()
+
+    def cut(self) -> None:
+        self._go_on.set()  # a stalled connection is dropped too
+        super().cut()
+
     def _pipe(self, client: socket.socket, server: socket.socket) -> None:
-        # TcpProxy._pipe, counting what the server sends.
+        # TcpProxy._pipe, counting what flows the watched way.
+        watched = server if self.watch == "server" else client
         selector = selectors.DefaultSelector()
         selector.register(client, selectors.EVENT_READ, server)
         selector.register(server, selectors.EVENT_READ, client)
@@ -204,8 +226,8 @@ class CuttingProxy(TcpProxy):
                     if not data:
                         return
                     key.data.sendall(data)
-                    if key.fileobj is server:
-                        self._sent(len(data))
+                    if key.fileobj is watched:
+                        self._count(len(data))
         except (OSError, ValueError):
             return
         finally:
@@ -215,10 +237,14 @@ class CuttingProxy(TcpProxy):
                     self._connections.discard(conn)
                 conn.close()
 
-    def _sent(self, count: int) -> None:
-        self.sent += count
-        if self.sent >= self.after_bytes and not self.tripped.is_set():
-            self.tripped.set()
+    def _count(self, count: int) -> None:
+        self.counted += count
+        if self.counted < self.after_bytes or self.tripped.is_set():
+            return
+        self.tripped.set()
+        if self.stall:
+            self._go_on.wait()
+        else:
             threading.Thread(target=self.cut, daemon=True).start()
 
 
@@ -253,7 +279,7 @@ def assert_each_report_stored_once(numbers: range | list[int], records: int) -> 
     assert Record.objects.count() == len(expected) * records
     # The ledger: one finished row per message, each stored (none failed, none a duplicate of itself).
     statuses = Counter(Intake.objects.values_list("status", flat=True))
-    assert statuses == {Intake.Status.STORED: len(expected)}, statuses
+    assert statuses == Counter({Intake.Status.STORED: len(expected)}), statuses
 
 
 def flush_redis() -> None:
