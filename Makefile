@@ -6,7 +6,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dmarcdash
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-postgres test-sqlite lint format bench services clean
+.PHONY: run test test-soak test-postgres test-sqlite lint format bench services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ run: $(VENV)/.run-deps
 		trap 'kill $$poller 2>/dev/null' EXIT INT TERM; fi; \
 	$(BIN)/python manage.py runserver --noreload --insecure $(HOST):$(PORT)
 
-## The whole suite: lint, then every test on real Postgres and Redis, then the embedded mode on SQLite.
+## The whole suite: lint, then every test but the soak ones on real Postgres and Redis, then the embedded mode on SQLite.
 test: $(VENV)/.test-deps services lint test-postgres test-sqlite
 
 services:
@@ -43,10 +43,15 @@ lint: $(VENV)/.test-deps
 
 test-postgres: $(VENV)/.test-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) SECRET_KEY=test-only DMARCDASH_DATA_DIR=$$(mktemp -d) \
-		$(BIN)/pytest
+		$(BIN)/pytest -m "not soak"
 
 test-sqlite: $(VENV)/.test-deps
-	DMARCDASH_DATA_DIR=$$(mktemp -d) $(BIN)/pytest -m embedded
+	DMARCDASH_DATA_DIR=$$(mktemp -d) $(BIN)/pytest -m "embedded and not soak"
+
+## Load and long-running tests (marked soak): 50 users on the dashboard through gunicorn (bench/load.py).
+test-soak: $(VENV)/.test-deps services
+	DATABASE_URL=$(TEST_DATABASE_URL) SECRET_KEY=test-only DMARCDASH_DATA_DIR=$$(mktemp -d) \
+		$(BIN)/pytest -m soak
 
 format: $(VENV)/.test-deps
 	$(BIN)/ruff format .
