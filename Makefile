@@ -6,7 +6,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dmarcdash
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-soak test-postgres test-sqlite lint format bench services clean
+.PHONY: run test test-soak test-postgres test-sqlite lint audit format bench services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ test-sqlite: $(VENV)/.test-deps
 test-soak: $(VENV)/.test-deps services
 	DATABASE_URL=$(TEST_DATABASE_URL) SECRET_KEY=test-only DMARCDASH_DATA_DIR=$$(mktemp -d) \
 		$(BIN)/pytest -m soak
+
+## Known vulnerabilities in the pinned dependencies (pip-audit); says so when no advisory data is reachable.
+audit: $(VENV)/.test-deps
+	./scripts/audit.sh
 
 format: $(VENV)/.test-deps
 	$(BIN)/ruff format .
