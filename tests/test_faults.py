@@ -134,7 +134,8 @@ def test_worker_and_beat_come_back_by_themselves_after_a_redis_outage(imap_accou
     """(b) Redis goes away under a running worker and beat and comes back: both carry on without
     anyone restarting them. Shown by the work after the restore: every queue's heartbeat (sent by
     beat, run by the worker) is fresh again, and reports mailed during the outage are polled by beat's
-    schedule and stored, each exactly once."""
+    schedule and stored, each exactly once. (With Celery and kombu 5.7 the worker used to exit here
+    about one time in two: see the Consumer in dmarcdash/celery.py.)"""
     proxy = TcpProxy(REDIS_PORT)
     conf = env(broker_url=redis_url(proxy.port), FAULTS_BEAT_SECONDS="2")
     mailbox = make_mailbox(imap_account, poll_interval=1)
@@ -153,7 +154,7 @@ def test_worker_and_beat_come_back_by_themselves_after_a_redis_outage(imap_accou
         wait_until(lambda: "Connection to broker lost" in worker.output(), 60, "the worker noticing", worker)
         wait_until(lambda: "Message Error" in beat.output(), 60, "beat failing to send", beat)
         time.sleep(5)  # an outage of several ticks, not a blip
-        assert min(heartbeats(broker).values()) < cut_at  # nothing ran while Redis was away
+        assert max(heartbeats(broker).values()) < cut_at  # nothing ran while Redis was away
         assert len(folder_uids(imap_account, "INBOX")) == 10
         assert worker.alive() and beat.alive()
 
