@@ -65,7 +65,15 @@ def database_from_url(url: str) -> dict:
         config["OPTIONS"] = {"timeout": 30}
     else:
         # Behind a transaction-mode pooler (PgBouncer) a cursor cannot outlive its transaction.
-        config["DISABLE_SERVER_SIDE_CURSORS"] = envbool("DATABASE_POOLER", "false")
+        pooler = envbool("DATABASE_POOLER", "false")
+        config["DISABLE_SERVER_SIDE_CURSORS"] = pooler
+        # A worker that dies with a transaction open (host crash, network partition) would hold its
+        # locks (ledger rows, a mailbox's lease) until TCP notices, about two hours: the server ends
+        # such a session after this many seconds instead. No code path leaves a transaction idle.
+        # (A pooler refuses startup options: set it on the database role there.)
+        idle = envint("DATABASE_IDLE_TRANSACTION_SECONDS", 300, minimum=0)
+        if idle and not pooler:
+            config.setdefault("OPTIONS", {})["options"] = f"-c idle_in_transaction_session_timeout={idle * 1000}"
     return config
 
 
@@ -256,6 +264,9 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_TIME_LIMIT = 30 * 60
 # Workers log through LOGGING below (the same format, input ids included), not Celery's own.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A task a killed worker had taken (acks_late) is handed to another worker after this many seconds;
+# above the task time limit, so a task still running is never handed out twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1860)}
 CELERY_TASK_SOFT_TIME_LIMIT = 25 * 60
 # Separate queues, so a flood of reports cannot delay alerts and slow DNS cannot delay intake;
 # each has its own workers in docker-compose.yml. Every task is routed (a test checks).

@@ -12,6 +12,7 @@ under two real alert workers and beat.
 """
 
 import json
+import sys
 import time
 from collections import Counter
 
@@ -29,6 +30,7 @@ from tests.dovecot import append_messages
 from tests.faults import (
     REDIS_DB,
     REDIS_PORT,
+    Process,
     TripwireProxy,
     assert_each_report_stored_once,
     celery_env,
@@ -299,3 +301,27 @@ def test_alert_emails_held_back_by_an_smtp_outage_are_sent_exactly_once_by_racin
     assert Counter(Report.objects.values_list("report_id", flat=True)) == Counter(
         {"google.com-3-": 1, "google.com-1-spoof": 1}
     )
+
+
+def test_the_poll_loop_of_make_run_outlives_a_database_outage(imap_account, env, tmp_path):
+    """``manage.py poll_mailboxes --loop`` (what polls under make run) loses a round to a database
+    outage, not itself: once the database is back, the mail that came in meanwhile is stored."""
+    mailbox = make_mailbox(imap_account)
+    append_messages(imap_account, "INBOX", [report_message(0)])
+    database = database_proxy()
+    command = [sys.executable, "manage.py", "poll_mailboxes", "--loop", "--interval", "1"]
+    loop = Process("poll-loop", command, env(database=database_url(database.port)), tmp_path)
+    try:
+        wait_until(lambda: not folder_uids(imap_account, "INBOX"), 60, "the first poll", loop)
+        database.cut()
+        wait_until(lambda: "database error" in loop.output(), 60, "the loop meeting the outage", loop)
+        append_messages(imap_account, "INBOX", [report_message(1)])
+        time.sleep(3)  # a few rounds into the outage
+        assert loop.alive(), loop.tail()
+        database.restore()
+        Mailbox.objects.filter(pk=mailbox.pk).update(next_poll_at=None)  # due again now, not in five minutes
+        wait_until(lambda: not folder_uids(imap_account, "INBOX"), 120, "a poll after the outage", loop)
+    finally:
+        loop.stop()
+        database.close()
+    assert_each_report_stored_once([0, 1], records=1)

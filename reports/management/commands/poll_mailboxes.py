@@ -1,11 +1,15 @@
+import logging
 import threading
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connections
 
 from reports import alerts, health, readiness, retention, sources, windows
 from reports import mailbox as mailboxes
 from reports.models import Mailbox, SourceIP
+
+log = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -40,21 +44,31 @@ class Command(BaseCommand):
             threading.Thread(target=mailboxes.watch, args=(mailbox,), daemon=True).start()
         retained_on = None
         while True:
-            for mailbox in mailboxes.due_mailboxes().filter(use_idle=False).order_by("pk"):
-                self.stdout.write(mailboxes.poll(mailbox).summary())
-            # Without a Celery worker, this loop is also where sending IPs get looked up.
-            sources.register_new_ips()
-            if SourceIP.objects.filter(sources.due()).exists():
-                self.stdout.write(sources.enrich_due(seconds=interval * 4).summary())
-            # ... and where the dashboard's per-source windows, the rollout readiness and alerts catch up.
-            refreshed = windows.refresh_stale()
-            readiness.refresh_stale()
-            if time.gmtime().tm_wday == 0:  # Mondays: this week's digests (queued once a week)
-                alerts.queue_digests()
-            health.check_records_due()
-            alerts.run() if refreshed else alerts.watch()
-            today = time.gmtime()[:3]
-            if retained_on != today:  # once a day (and at start): each organization's retention
-                retention.apply()
-                retained_on = today
+            try:
+                retained_on = self.one_round(interval, retained_on)
+            except DatabaseError as exc:
+                # The database went away (a restart, a network cut): this round is lost, not the
+                # loop. Its connection is dropped so the next round opens a fresh one.
+                log.warning("poll loop: database error, trying again in %ss: %s", interval, exc)
+                connections.close_all()
             time.sleep(interval)
+
+    def one_round(self, interval: float, retained_on):
+        """Poll what is due, look up new IPs, refresh windows and alerts; retention once a day."""
+        for mailbox in mailboxes.due_mailboxes().filter(use_idle=False).order_by("pk"):
+            self.stdout.write(mailboxes.poll(mailbox).summary())
+        # Without a Celery worker, this loop is also where sending IPs get looked up.
+        sources.register_new_ips()
+        if SourceIP.objects.filter(sources.due()).exists():
+            self.stdout.write(sources.enrich_due(seconds=interval * 4).summary())
+        # ... and where the dashboard's per-source windows, the rollout readiness and alerts catch up.
+        refreshed = windows.refresh_stale()
+        readiness.refresh_stale()
+        if time.gmtime().tm_wday == 0:  # Mondays: this week's digests (queued once a week)
+            alerts.queue_digests()
+        health.check_records_due()
+        alerts.run() if refreshed else alerts.watch()
+        today = time.gmtime()[:3]
+        if retained_on != today:  # once a day (and at start): each organization's retention
+            retention.apply()
+        return today
