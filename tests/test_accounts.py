@@ -284,3 +284,13 @@ def test_a_session_older_than_its_age_is_logged_out(client, alice, settings):
     Session.objects.update(expire_date=timezone.now() - datetime.timedelta(seconds=1))
     response = client.get("/reports/")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_reset_emails_are_capped_per_address_asked_for_and_the_page_never_changes(client, alice, smtp_settings):
+    for _ in range(5):
+        response = client.post("/password/reset/", {"email": "alice@example.org"})
+        assert response.status_code == 302 and response["Location"] == "/password/reset/done/"
+    # Three an hour reach alice; the form cannot be used to flood her inbox. (Each request sends
+    # its email before it answers, so whatever was sent has arrived.)
+    assert len(smtp_settings.wait_for(3)) == 3
+    assert len(smtp_settings.messages) == 3

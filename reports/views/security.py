@@ -23,7 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .. import throttle, twofactor
+from .. import ratelimit, throttle, twofactor
 from ..models import Membership, TotpDevice
 
 logger = logging.getLogger("reports.security")
@@ -175,6 +175,10 @@ def two_factor_disable(request):
     return render(request, "registration/two_factor_disable.html", context, status=status)
 
 
+RESETS_PER_EMAIL = 3  # an hour: enough to retry a lost email, too few to flood an inbox
+RESETS_PER_ADDRESS = 10  # an hour, from one client address, whichever emails it names
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     """Links point at SITE_URL, never at the Host header the request came with (which an
     attacker sets when asking for a reset of someone else's account)."""
@@ -182,6 +186,15 @@ class PasswordResetView(auth_views.PasswordResetView):
     success_url = reverse_lazy("password-reset-done")
 
     def form_valid(self, form):
+        # Reset emails are capped per address asked for and per client, so the form cannot be used
+        # to flood someone's inbox; over the cap nothing is sent, and the page is the same as ever.
+        email = form.cleaned_data["email"].strip().lower()
+        client = throttle.client_address(self.request)
+        over = ratelimit.hit("password-reset", f"email:{email}", RESETS_PER_EMAIL, 3600) or ratelimit.hit(
+            "password-reset", f"address:{client}", RESETS_PER_ADDRESS, 3600
+        )
+        if over:
+            return redirect(self.get_success_url())
         site = urlsplit(settings.SITE_URL)
         form.save(
             domain_override=site.netloc,
