@@ -195,7 +195,6 @@ def pipeline_counts() -> dict:
         "inputs": inputs,
         "refused": refused,
         "emails": emails,
-        "mailboxes": mailbox_states(),
     }
     cache.set("metrics:counts", counts, METRICS_CACHE_SECONDS)
     return counts

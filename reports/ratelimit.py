@@ -29,20 +29,23 @@ def hit(scope: str, caller: str, limit: int, window: int) -> int:
         return 0  # no limit configured
     start = int(now() // window) * window
     digest = hashlib.sha256(caller.encode()).hexdigest()[:32]  # callers are user input
-    key = f"ratelimit:{scope}:{digest}:{start}"
-    if cache.add(key, 1, window + 5):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:  # expired between add and incr: a new window
-            cache.set(key, 1, window + 5)
-            count = 1
+    count = increment(f"ratelimit:{scope}:{digest}:{start}", window + 5)
     if count <= limit:
         return 0
     if count == limit + 1:  # once per window and caller, not once per refused request
         logger.warning("rate limit: %s over %d requests in %ds (%s)", scope, limit, window, caller)
     return max(1, math.ceil(start + window - now()))
+
+
+def increment(key: str, timeout: int) -> int:
+    """Add one to the counter at ``key`` (created expiring in ``timeout`` seconds); its new value."""
+    if cache.add(key, 1, timeout):
+        return 1
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: a new one
+        cache.set(key, 1, timeout)
+        return 1
 
 
 def client_address(request) -> str:

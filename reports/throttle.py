@@ -15,17 +15,14 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from .ratelimit import increment
+
 logger = logging.getLogger("reports.security")
 
 
 def now() -> float:
     """The clock locks are checked against (tests move it instead of waiting out the window)."""
     return time.time()
-
-
-def client_address(request) -> str:
-    # REMOTE_ADDR only: a forwarded-for header is whatever the client wants it to be.
-    return request.META.get("REMOTE_ADDR") or "unknown"
 
 
 def _keys(username: str, address: str) -> list[str]:
@@ -49,21 +46,11 @@ def locked_minutes(username: str, address: str) -> int:
     return math.ceil(remaining / 60) if remaining > 0 else 0
 
 
-def _count(key: str) -> int:
-    if cache.add(key, 1, _window()):
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, _window())
-        return 1
-
-
 def record_failure(username: str, address: str, what: str = "password") -> int:
     """Count a failed attempt; returns the lockout minutes it started (0 if none)."""
     logger.warning("login failed (%s) for %r from %s", what, username, address)
     for key in _keys(username, address):
-        if _count(key) >= settings.LOGIN_MAX_FAILURES:
+        if increment(key, _window()) >= settings.LOGIN_MAX_FAILURES:
             cache.set(f"{key}:locked", now() + _window(), _window())
             cache.delete(key)
             logger.warning(

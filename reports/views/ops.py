@@ -69,7 +69,7 @@ class PipelineCollector:
             labels=["mailbox"],
         )
         failing = GaugeMetricFamily("dmarcdash_mailbox_failing", "1 while the mailbox's polls fail", labels=["mailbox"])
-        for state in counts["mailboxes"]:
+        for state in health.mailboxes:  # read by health() above, this scrape
             label = [str(state["mailbox"])]
             if state["last_poll_age_seconds"] is not None:
                 poll.add_metric(label, state["last_poll_age_seconds"])

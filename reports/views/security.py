@@ -43,9 +43,9 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         # Checked before the password: while locked, a correct password must not be told apart.
-        minutes = throttle.locked_minutes(request.POST.get("username", ""), throttle.client_address(request))
+        minutes = throttle.locked_minutes(request.POST.get("username", ""), ratelimit.client_address(request))
         if minutes:
-            throttle.record_lockout_hit(request.POST.get("username", ""), throttle.client_address(request))
+            throttle.record_lockout_hit(request.POST.get("username", ""), ratelimit.client_address(request))
             return self.locked(minutes)
         return super().post(request, *args, **kwargs)
 
@@ -54,7 +54,7 @@ class LoginView(auth_views.LoginView):
         return self.render_to_response(context, status=429)
 
     def form_invalid(self, form):
-        minutes = throttle.record_failure(form.data.get("username", ""), throttle.client_address(self.request))
+        minutes = throttle.record_failure(form.data.get("username", ""), ratelimit.client_address(self.request))
         if minutes:
             return self.locked(minutes)
         return super().form_invalid(form)
@@ -95,7 +95,7 @@ def login_two_factor(request):
         request.session.pop(PENDING_KEY, None)
         messages.info(request, "Log in with your username and password first.")
         return redirect("login")
-    username, address = user.get_username(), throttle.client_address(request)
+    username, address = user.get_username(), ratelimit.client_address(request)
     error, status = "", 200
     if request.method == "POST":
         minutes = throttle.locked_minutes(username, address)
@@ -159,7 +159,7 @@ def two_factor_disable(request):
     device = twofactor.confirmed_device(request.user)
     context, status = {"device": device}, 200
     if request.method == "POST" and device is not None:
-        username, address = request.user.get_username(), throttle.client_address(request)
+        username, address = request.user.get_username(), ratelimit.client_address(request)
         minutes = throttle.locked_minutes(username, address)
         if minutes:
             throttle.record_lockout_hit(username, address)
@@ -189,7 +189,7 @@ class PasswordResetView(auth_views.PasswordResetView):
         # Reset emails are capped per address asked for and per client, so the form cannot be used
         # to flood someone's inbox; over the cap nothing is sent, and the page is the same as ever.
         email = form.cleaned_data["email"].strip().lower()
-        client = throttle.client_address(self.request)
+        client = ratelimit.client_address(self.request)
         over = ratelimit.hit("password-reset", f"email:{email}", RESETS_PER_EMAIL, 3600) or ratelimit.hit(
             "password-reset", f"address:{client}", RESETS_PER_ADDRESS, 3600
         )
@@ -207,7 +207,7 @@ class PasswordResetView(auth_views.PasswordResetView):
             html_email_template_name=self.html_email_template_name,
             extra_email_context=self.extra_email_context,
         )
-        logger.info("password reset asked from %s", throttle.client_address(self.request))
+        logger.info("password reset asked from %s", ratelimit.client_address(self.request))
         # The same page whether or not the address has an account.
         return redirect(self.get_success_url())
 
