@@ -38,6 +38,7 @@ PYTEST_DONT_REWRITE: a helper, not a test module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -147,10 +148,11 @@ def browser_timezone() -> str:
     return "UTC"
 
 
-@pytest.fixture
-def page(browser: Browser, browser_timezone: str) -> Iterator[Page]:
-    """A tab in a fresh context; the test errors at teardown on CSP violations or uncaught page errors."""
-    context = browser.new_context(viewport=VIEWPORT, timezone_id=browser_timezone, locale="en-US")
+@contextlib.contextmanager
+def watched_tab(browser: Browser, timezone_id: str = "UTC") -> Iterator[Page]:
+    """A tab in a fresh context (another person's browser); fails the test when it is closed if the
+    page broke its Content-Security-Policy or threw an uncaught error."""
+    context = browser.new_context(viewport=VIEWPORT, timezone_id=timezone_id, locale="en-US")
     problems = watch(context)
     tab = context.new_page()
     yield tab
@@ -159,6 +161,30 @@ def page(browser: Browser, browser_timezone: str) -> Iterator[Page]:
     report = problems.failure()
     if report:
         pytest.fail(report, pytrace=False)
+
+
+@pytest.fixture
+def page(browser: Browser, browser_timezone: str) -> Iterator[Page]:
+    """A tab in a fresh context; the test errors at teardown on CSP violations or uncaught page errors."""
+    with watched_tab(browser, browser_timezone) as tab:
+        yield tab
+
+
+@pytest.fixture
+def cheap_passwords(settings) -> None:
+    """The login form is under test, not PBKDF2: a fast hasher saves seconds per login. Modules
+    use it with ``pytest.mark.usefixtures("cheap_passwords")``."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def dns_zone(dns_server, monkeypatch):
+    """The local DNS server, asked by the app (live_server runs in this process, so the patch reaches it)."""
+    from reports import sources
+    from tests.dnsserver import resolver_for
+
+    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
+    return dns_server
 
 
 def screenshot(page: Page, name: str) -> Path:

@@ -11,7 +11,6 @@ PYTEST_DONT_REWRITE: a helper, not a test module.
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import socket
 import subprocess
@@ -36,12 +35,6 @@ REDIS_PORT = 6379
 QUEUES = "intake,enrichment,alerts"
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def database_url(port: int | None = None) -> str:
@@ -213,29 +206,9 @@ class TripwireProxy(TcpProxy):
         self._go_on.set()  # a stalled connection is dropped too
         super().cut()
 
-    def _pipe(self, client: socket.socket, server: socket.socket) -> None:
-        # TcpProxy._pipe, counting what flows the watched way.
-        watched = server if self.watch == "server" else client
-        selector = selectors.DefaultSelector()
-        selector.register(client, selectors.EVENT_READ, server)
-        selector.register(server, selectors.EVENT_READ, client)
-        try:
-            while True:
-                for key, _ in selector.select():
-                    data = key.fileobj.recv(65536)
-                    if not data:
-                        return
-                    key.data.sendall(data)
-                    if key.fileobj is watched:
-                        self._count(len(data))
-        except (OSError, ValueError):
-            return
-        finally:
-            selector.close()
-            for conn in (client, server):
-                with self._lock:
-                    self._connections.discard(conn)
-                conn.close()
+    def forwarded(self, source: socket.socket, upstream: socket.socket, size: int) -> None:
+        if (source is upstream) == (self.watch == "server"):  # counting what flows the watched way
+            self._count(size)
 
     def _count(self, count: int) -> None:
         self.counted += count

@@ -5,6 +5,9 @@ Point a client (a subprocess's DATABASE_URL, say) at ``proxy.port`` instead of t
 the server goes away: its connection drops and new ones are refused. ``restore()`` listens again
 on the same port. The server itself is never touched, so other tests keep using it.
 
+Also here, for tests that start servers in processes of their own: ``free_port()`` and
+``wait_for_port()``.
+
 PYTEST_DONT_REWRITE: a helper, not a test module.
 """
 
@@ -12,9 +15,32 @@ from __future__ import annotations
 
 import selectors
 import socket
+import subprocess
 import threading
+import time
 
 HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30.0) -> None:
+    """Wait until ``proc`` (``what`` it is) accepts connections on ``port``; fail if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            output = proc.stdout.read() if proc.stdout else ""
+            raise AssertionError(f"{what} exited: {output}")
+        try:
+            socket.create_connection((HOST, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{what} did not listen on {port}")
 
 
 class TcpProxy:
@@ -22,10 +48,7 @@ class TcpProxy:
         self.target = (target_host, target_port)
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
-        probe = socket.socket()
-        probe.bind((HOST, 0))
-        self.port: int = probe.getsockname()[1]
-        probe.close()
+        self.port: int = free_port()
         self._listener: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self.restore()
@@ -78,7 +101,11 @@ class TcpProxy:
                 self._connections.update((client, upstream))
             threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
 
+    def forwarded(self, source: socket.socket, upstream: socket.socket, size: int) -> None:
+        """Called after ``size`` bytes read from ``source`` were passed on (subclasses watch traffic here)."""
+
     def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        # a is the client's connection, b the one to the target.
         selector = selectors.DefaultSelector()
         selector.register(a, selectors.EVENT_READ, b)
         selector.register(b, selectors.EVENT_READ, a)
@@ -89,6 +116,7 @@ class TcpProxy:
                     if not data:
                         return
                     key.data.sendall(data)
+                    self.forwarded(key.fileobj, b, len(data))
         except (OSError, ValueError):
             return  # one side went away, or cut() closed them
         finally:

@@ -16,29 +16,14 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Browser, Page, expect
 
-from reports import sources
 from reports.models import AuditEntry, Domain, Invitation, Mailbox, Membership, Organization
-from tests.browser import VIEWPORT, logged_in, screenshot, settle, watch
-from tests.dnsserver import resolver_for
+from tests.browser import logged_in, screenshot, watched_tab
 
 pytest_plugins = ["tests.browser", "tests.smtpserver"]
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("cheap_passwords")]
 
 RUA = "dmarc@reports.dashboard.example"
 PASSWORD = "a-Long-enough-pass-93"  # noqa: S105 (a test account's)
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(settings) -> None:
-    """The forms are under test, not PBKDF2: a fast hasher saves seconds per login."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def dns_zone(dns_server, monkeypatch):
-    """The local DNS server, asked by the app (live_server runs in this process, so the patch reaches it)."""
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
-    return dns_server
 
 
 @pytest.fixture
@@ -56,20 +41,52 @@ def acme(settings) -> Organization:
 @pytest.fixture
 def second_page(browser: Browser) -> Iterator[Page]:
     """A tab in a browser context of its own (another person's browser), checked like ``page``."""
-    context = browser.new_context(viewport=VIEWPORT, timezone_id="UTC", locale="en-US")
-    problems = watch(context)
-    tab = context.new_page()
-    yield tab
-    settle(tab)
-    context.close()
-    if report := problems.failure():
-        pytest.fail(report, pytrace=False)
+    with watched_tab(browser) as tab:
+        yield tab
 
 
 def invitation_link(received) -> str:
     text = received.message.get_body(("plain",)).get_content()
     (link,) = re.findall(r"https?://\S+/invitations/\S+/", text)
     return link
+
+
+def check_read_only(view: Page, live_server, mailbox_id: int) -> None:
+    """Victor, a viewer: no form that changes anything on any page, and a 404 for every change he
+    makes by hand."""
+    site = live_server.url
+    logged_in(view, live_server, "victor", "victor-password")
+    read_only = [
+        "/orgs/acme/domains/",
+        "/orgs/acme/members/",
+        "/orgs/acme/mailboxes/",
+        "/orgs/acme/settings/",
+        "/domains/example.org/setup/",
+        "/domains/example.org/policy/",
+    ]
+    for path in read_only:
+        response = view.goto(f"{site}{path}")
+        assert response.status == 200, path
+        # Leaving is the one thing any member may do.
+        buttons = view.locator("main form[method=post] button").all_inner_texts()
+        assert buttons in ([], ["Leave Acme"]), f"{path} offers a viewer {buttons}"
+    expect(view.locator("main")).to_contain_text("example.org")
+    view.goto(f"{site}/orgs/acme/mailboxes/")
+    expect(view.locator("#mailboxes")).to_contain_text("Reports inbox")
+    expect(view.locator("main a:text-is('Add a mailbox')")).to_have_count(0)
+    screenshot(view, "viewer-mailboxes")
+
+    # ... and every change he makes by hand, with his own session and token, is answered 404.
+    attempts = {
+        "/orgs/acme/domains/add/": {"name": "victor.example"},
+        "/orgs/acme/members/invite/": {"email": "friend@victor.example", "role": "owner"},
+        "/orgs/acme/mailboxes/add/": {"name": "Mine", "host": "127.0.0.1", "port": "143", "security": "plain"},
+        f"/orgs/acme/mailboxes/{mailbox_id}/delete/": {},
+        "/orgs/acme/settings/": {"raw_retention_days": "7", "record_retention_days": "30"},
+        "/domains/example.org/delete/": {"confirm": "example.org"},
+    }
+    for path, data in attempts.items():
+        assert post_as(view, f"{site}{path}", data) == 404, path
 
 
 def post_as(page: Page, url: str, data: dict[str, str]) -> int:
@@ -176,43 +193,8 @@ def test_an_owner_invites_an_admin_who_adds_a_domain_and_a_mailbox_and_a_viewer_
     assert AuditEntry.objects.get(action="mailbox.added").actor == "ada"
 
     # 7. Victor, a viewer, sees the same pages without a single form that changes anything (but leaving).
-    victor = browser.new_context(viewport=VIEWPORT, timezone_id="UTC", locale="en-US")
-    problems = watch(victor)
-    view = victor.new_page()
-    logged_in(view, live_server, "victor", "victor-password")
-    read_only = [
-        "/orgs/acme/domains/",
-        "/orgs/acme/members/",
-        "/orgs/acme/mailboxes/",
-        "/orgs/acme/settings/",
-        "/domains/example.org/setup/",
-        "/domains/example.org/policy/",
-    ]
-    for path in read_only:
-        response = view.goto(f"{site}{path}")
-        assert response.status == 200, path
-        # Leaving is the one thing any member may do.
-        buttons = view.locator("main form[method=post] button").all_inner_texts()
-        assert buttons in ([], ["Leave Acme"]), f"{path} offers a viewer {buttons}"
-    expect(view.locator("main")).to_contain_text("example.org")
-    view.goto(f"{site}/orgs/acme/mailboxes/")
-    expect(view.locator("#mailboxes")).to_contain_text("Reports inbox")
-    expect(view.locator("main a:text-is('Add a mailbox')")).to_have_count(0)
-    screenshot(view, "viewer-mailboxes")
-
-    # ... and every change he makes by hand, with his own session and token, is answered 404.
-    attempts = {
-        "/orgs/acme/domains/add/": {"name": "victor.example"},
-        "/orgs/acme/members/invite/": {"email": "friend@victor.example", "role": "owner"},
-        "/orgs/acme/mailboxes/add/": {"name": "Mine", "host": "127.0.0.1", "port": "143", "security": "plain"},
-        f"/orgs/acme/mailboxes/{mailbox.pk}/delete/": {},
-        "/orgs/acme/settings/": {"raw_retention_days": "7", "record_retention_days": "30"},
-        "/domains/example.org/delete/": {"confirm": "example.org"},
-    }
-    for path, data in attempts.items():
-        assert post_as(view, f"{site}{path}", data) == 404, path
-    victor.close()
-    assert problems.failure() is None, problems.failure()
+    with watched_tab(browser) as view:
+        check_read_only(view, live_server, mailbox.pk)
     assert set(Domain.objects.filter(organization=acme).values_list("name", flat=True)) == {
         "example.com",
         "example.org",

@@ -28,7 +28,7 @@ from tests.browser import logged_in, screenshot
 from tests.builders import record_xml, report_xml
 
 pytest_plugins = ["tests.browser"]
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("cheap_passwords")]
 
 TODAY = datetime.datetime.now(datetime.UTC).date()
 OWN = "192.0.2.10"
@@ -119,12 +119,6 @@ def deliver(org_name: str, days_ago: int, records: list[dict]) -> None:
         policy=POLICY,
     )
     ingest_bytes(data, source=Intake.Source.CLI, name=f"{org_name}-{days_ago}.xml")
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(settings) -> None:
-    """The login form is under test, not PBKDF2: a fast hasher saves seconds per login."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

@@ -14,27 +14,13 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from reports import readiness, rollout, sources
+from reports import readiness, rollout
 from reports.models import Domain, DomainSender, Membership, Organization, Sender
 from tests.browser import logged_in, screenshot
-from tests.dnsserver import resolver_for
 from tests.test_policy_workflow import RUA, backdate, publish, weeks_of_mail
 
 pytest_plugins = ["tests.browser"]
-pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(settings) -> None:
-    """The login form is under test, not PBKDF2: a fast hasher saves seconds per login."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def dns_zone(dns_server, monkeypatch):
-    """The local DNS server, asked by the app (live_server runs in this process, so the patch reaches it)."""
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
-    return dns_server
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("cheap_passwords")]
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import smtplib
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from django.db import connection
 
 from reports.models import Domain, Intake, Organization, Report
 from tests.builders import gzipped, record_xml, report_email, report_xml
-from tests.tcpproxy import TcpProxy
+from tests.tcpproxy import TcpProxy, free_port, wait_for_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,25 +29,6 @@ ADDRESS = "dmarc@reports.example.net"
 PINNED = "acme-reports@reports.example.net"
 MAX_BYTES = 200 * 1024
 REDIS_DB = 14  # queued follow-up tasks land here, away from other tests; emptied after each test
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"intake_server exited: {proc.stdout.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"intake_server did not listen on {port}")
 
 
 class IntakeServer:
@@ -105,7 +85,7 @@ def intake_server(acme, tmp_path) -> IntakeServer:
         text=True,
     )
     try:
-        wait_for_port(lmtp_port, proc)
+        wait_for_port(lmtp_port, proc, "intake_server")
         yield IntakeServer(proc, lmtp_port, smtp_port, proxy)
     finally:
         proc.terminate()

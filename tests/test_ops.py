@@ -5,10 +5,8 @@ TCP proxy the test can cut, so a failing dependency is a real failure, not a pat
 import http.client
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,19 +18,13 @@ from reports import monitoring
 from reports.ingest import ingest_bytes
 from reports.models import Domain, Intake, Mailbox, Organization
 from tests.builders import record_xml, report_xml
-from tests.tcpproxy import TcpProxy
+from tests.tcpproxy import TcpProxy, free_port, wait_for_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_DB = 13  # this module's own: emptied before and after each test
 TOKEN = "metrics-test-token"  # noqa: S105 (a test value)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Web:
@@ -86,15 +78,7 @@ def web(redis_cache, tmp_path) -> Web:
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     app = Web(port, db_proxy, redis_proxy, proc)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
+        wait_for_port(port, proc, "gunicorn")
         yield app
     finally:
         proc.terminate()

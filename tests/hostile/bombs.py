@@ -120,6 +120,23 @@ class Member:
             yield self.stored
 
 
+def _shared_fields(member: Member, name: bytes) -> bytes:
+    """What a local header and its directory entry both say (each can lie the same way): flags,
+    method, time, date, CRC, sizes, name length and no extra field."""
+    return struct.pack(
+        "<HHHHIIIHH",
+        member.flags,
+        member.method,
+        0,
+        0x21,
+        member.crc,
+        member.compressed & 0xFFFFFFFF,
+        member.size & 0xFFFFFFFF,
+        len(name),
+        0,
+    )
+
+
 def write_zip(out: BinaryIO, members: list[Member]) -> None:
     """A zip archive (no zip64: every size here fits in 32 bits, lies included)."""
     central = []
@@ -127,47 +144,14 @@ def write_zip(out: BinaryIO, members: list[Member]) -> None:
         offset = out.tell() if member.offset is None else member.offset
         local = (member.local_name or member.name).encode()
         if member.offset is None:
-            out.write(
-                struct.pack(
-                    "<IHHHHHIIIHH",
-                    0x04034B50,
-                    20,
-                    member.flags,
-                    member.method,
-                    0,
-                    0x21,
-                    member.crc,
-                    member.compressed & 0xFFFFFFFF,
-                    member.size & 0xFFFFFFFF,
-                    len(local),
-                    0,
-                )
-                + local
-            )
+            out.write(struct.pack("<IH", 0x04034B50, 20) + _shared_fields(member, local) + local)
             for chunk in member.chunks():
                 out.write(chunk)
         name = member.name.encode()
         central.append(
-            struct.pack(
-                "<IHHHHHHIIIHHHHHII",
-                0x02014B50,
-                20,
-                20,
-                member.flags,
-                member.method,
-                0,
-                0x21,
-                member.crc,
-                member.compressed & 0xFFFFFFFF,
-                member.size & 0xFFFFFFFF,
-                len(name),
-                0,
-                0,
-                0,
-                0,
-                0,
-                offset,
-            )
+            struct.pack("<IHH", 0x02014B50, 20, 20)
+            + _shared_fields(member, name)
+            + struct.pack("<HHHII", 0, 0, 0, 0, offset)
             + name
         )
     start = out.tell()
