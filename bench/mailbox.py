@@ -23,6 +23,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarcdash.settings")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dmarcdash_bench_mailbox")
 os.environ.setdefault("SECRET_KEY", "bench-only")
+# The bench's own Dovecot listens on loopback, which mailboxes may only reach when the operator allows it.
+os.environ.setdefault("MAILBOX_ALLOWED_NETWORKS", "127.0.0.0/8")
 os.environ.setdefault("DMARCDASH_DATA_DIR", tempfile.mkdtemp(prefix="dmarcdash-bench-"))
 
 from bench.common import create_database, peak_rss_mb  # noqa: E402
