@@ -71,7 +71,7 @@ def addresses(count: int, seed: int = 2) -> list[str]:
 
 def lookups(database: Path, count: int) -> None:
     """The child process: open, look up ``count`` addresses, print one result line."""
-    from reports.enrich.asn import open_database
+    from reports.enrichment.asn import open_database
 
     ips = addresses(count)
     before = peak_rss_mb()
@@ -92,7 +92,7 @@ def main() -> None:
         lookups(args.child, args.lookups)
         return
 
-    from reports.enrich.asn import build_database
+    from reports.enrichment.asn import build_database
 
     with tempfile.TemporaryDirectory(prefix="dmarcdash-bench-asn-") as temp:
         source, database = Path(temp) / "ip2asn-combined.tsv.gz", Path(temp) / "asn.sqlite3"

@@ -11,7 +11,7 @@ run with the same size only times the pages. A different size, or --rebuild, dro
 and builds it again (a database this bench did not make is never dropped).
 
 The build streams one day at a time, in one transaction each: the day's reports
-inserted, their records COPYed, each report rolled up by reports.rollups.add_report
+inserted, their records COPYed, each report rolled up by reports.intake.rollups.add_report
 (what ingest runs), the day's new source IPs registered. VACUUM ANALYZE at the end.
 
 The timings are server-side: django.test.Client sends each request through the whole
@@ -206,7 +206,7 @@ def tail(
     reasons: tuple[tuple[str, str], ...] = (),
 ) -> tuple[str, bool]:
     """The COPY text of a record after source_ip and count, and whether it passes DMARC."""
-    from reports.ingest import RECORD_COLUMNS
+    from reports.intake.pipeline import RECORD_COLUMNS
 
     encode = json.JSONEncoder(separators=(",", ":")).encode
     values = {
@@ -366,7 +366,7 @@ def report_id(rng: Random, reporter: Reporter, begin: datetime) -> str:
 
 
 def fingerprint(reporter: Reporter, rid: str, begin: datetime, end: datetime, domain: str = DOMAIN) -> str:
-    """As reports.ingest.fingerprint computes it from a parsed report."""
+    """As reports.intake.pipeline.fingerprint computes it from a parsed report."""
     parts = (reporter.org_name.lower(), reporter.email.lower(), domain, rid, str(int(begin.timestamp())))
     return hashlib.sha256("\x1f".join([*parts, str(int(end.timestamp()))]).encode()).hexdigest()
 
@@ -453,8 +453,8 @@ def setup_tenancy():
     domain and the fixed pools (named senders and forwarders)."""
     from django.contrib.auth import get_user_model
 
+    from reports.enrichment.ip_lookup import sync_catalog
     from reports.models import Domain, DomainSender, Membership, Organization, Sender
-    from reports.sources import sync_catalog
 
     organization = Organization.objects.create(name="Bench", slug="bench")
     user = get_user_model().objects.create_user("bench")
@@ -524,7 +524,7 @@ def spoofers(rng: Random, count: int) -> list[SourceRow]:
 def copy_records(reports: list, bodies: list[list[str]]) -> None:
     from django.db import connection
 
-    from reports.ingest import RECORD_COLUMNS, copy_prefix
+    from reports.intake.pipeline import RECORD_COLUMNS, copy_prefix
     from reports.models import Record
 
     sql = f"COPY {Record._meta.db_table} ({', '.join(RECORD_COLUMNS)}) FROM STDIN"
@@ -591,11 +591,11 @@ def day_reports(
 
 
 def store_day(reports: list, bodies: list[list[str]], new_ips: list[SourceRow], day: date, phases: Counter) -> None:
-    """Store a day as ingest would: reports, records, rollups (reports.rollups.add_report, what ingest
+    """Store a day as ingest would: reports, records, rollups (reports.intake.rollups.add_report, what ingest
     runs), the new IPs; in one transaction. Adds the seconds spent to ``phases``."""
     from django.db import transaction
 
-    from reports import rollups
+    from reports.intake import rollups
     from reports.models import Report
 
     with transaction.atomic():
@@ -841,7 +841,7 @@ def p95(times: list[float]) -> float:
 def refresh_windows() -> None:
     """Bring the per-source sums of the preset periods up to date, as beat does every 10 minutes in
     production: the timings are of the steady state, not of the minutes after an ingest."""
-    from reports import windows
+    from reports.dashboard import windows
     from reports.models import SourceWindow
 
     started = time.perf_counter()

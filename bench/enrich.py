@@ -23,6 +23,7 @@ os.environ.setdefault("SECRET_KEY", "bench-only")
 os.environ.setdefault("DMARCDASH_DATA_DIR", tempfile.mkdtemp(prefix="dmarcdash-bench-"))
 
 from bench.common import create_database, peak_rss_mb  # noqa: E402
+from reports.lib import resolver as dns_resolver  # noqa: E402
 
 
 def main() -> None:
@@ -38,8 +39,8 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from reports import sources
-    from reports.ingest import ingest_bytes
+    from reports.enrichment import ip_lookup as sources
+    from reports.intake.pipeline import ingest_bytes
     from reports.models import Intake, Record, Report, SourceIP
     from tests.builders import record_xml, report_xml
     from tests.dnsserver import Dnsmasq, resolver_for
@@ -50,7 +51,7 @@ def main() -> None:
     hosts = {ip: f"mta{number}.mail.example.net" for number, ip in enumerate(ips) if number % 3 == 0}
     server = Dnsmasq(hosts, Path(tempfile.mkdtemp(prefix="dnsmasq-bench-")))
     try:
-        sources.resolver_factory = lambda: resolver_for(server, timeout=1.0)
+        dns_resolver.factory = lambda: resolver_for(server, timeout=1.0)
         started = time.perf_counter()
         ingest_bytes(report_xml([record_xml(ip=ip) for ip in ips]), source=Intake.Source.CLI, name="bench.xml")
         ingested = time.perf_counter() - started

@@ -8,7 +8,7 @@ then measures each size in two modes, each in a fresh child process so that one
 run's peak RSS cannot hide another's:
 
   parse  read, decompress and parse every record, as the ingest does, without storing
-  store  reports.ingest.ingest_path, what `manage.py ingest` runs: raw store, parse,
+  store  reports.intake.pipeline.ingest_path, what `manage.py ingest` runs: raw store, parse,
          COPY into PostgreSQL, commit
 
 on the database named by DATABASE_URL (default: a dmarcdash_bench database on
@@ -83,8 +83,8 @@ def measure(size: int, mode: str) -> dict:
     import django
 
     django.setup()
-    from reports.ingest import ingest_path, limits
-    from reports.parsing import find_documents, parse_aggregate
+    from reports.intake.pipeline import ingest_path, limits
+    from reports.lib.parsing import find_documents, parse_aggregate
 
     path = report_path(size)
     caps = limits()

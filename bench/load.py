@@ -102,7 +102,9 @@ def seed(users: int) -> str:
     """The demo domains, the large domain and the users, each made once; returns a line saying what is there."""
     from django.contrib.auth.models import User
 
-    from reports import demo, sources, windows
+    from reports.dashboard import windows
+    from reports.enrichment import ip_lookup as sources
+    from reports.management import demo
     from reports.models import Domain, Membership, Organization, Record, Report
 
     started = time.monotonic()
@@ -136,7 +138,7 @@ def _ingest_large_domain(organization) -> None:
     from datetime import UTC, datetime, timedelta
 
     from bench.reportgen import write_report
-    from reports.ingest import ingest_bytes
+    from reports.intake.pipeline import ingest_bytes
     from reports.models import Intake
 
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -181,7 +183,7 @@ def pages() -> list[str]:
     """Every page a viewer reads, for every domain of the load's organizations."""
     from django.urls import reverse
 
-    from reports import demo
+    from reports.management import demo
     from reports.models import DailySource, Domain, Report, SourceIP
 
     urls = [reverse("home"), reverse("report-list"), reverse("alerts")]

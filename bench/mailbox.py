@@ -65,9 +65,9 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from reports import mailbox as mailboxes
+    from reports.intake import imap as mailboxes
     from reports.models import Intake, Mailbox, Organization, Record, Report
-    from reports.secrets import encrypt
+    from reports.tenancy.secrets import encrypt
     from tests.dovecot import ImapAccount, append_messages, check_dovecot_available, start_dovecot
 
     check_dovecot_available()

@@ -7,21 +7,21 @@ domain each (tenant01.example, the largest, to tenant50.example), sized Zipf-lik
 about a quarter of the records, the smallest a few in a thousand. It is made with
 bench/dashboard.py's generators (the same senders, forwarders, daily spoofers and reporters; a
 domain has more reporters the more mail it gets) and stored as bench/dashboard.py stores it:
-records COPYed, each report rolled up by reports.rollups.add_report as ingest does. It lives in its
+records COPYed, each report rolled up by reports.intake.rollups.add_report as ingest does. It lives in its
 own database (DATABASE_URL, default dmarcdash_scalebench on 127.0.0.1), built once and kept: a
 later run with the same size only measures.
 
 Then, in order:
 
 1. Ingest: a fixed sample (--sample records in 100 gzipped reports from bench/reportgen.py,
-   sized Zipf-like, the largest first) through reports.ingest.ingest_bytes, by 1 and then by 2
+   sized Zipf-like, the largest first) through reports.intake.pipeline.ingest_bytes, by 1 and then by 2
    worker processes, each with its own database connection. The sample belongs to an organization
    of its own and is removed after each run, reports, records and rollups, so the data set stays.
 2. Dashboards: every page of bench/dashboard.py, median and p95 server-side over --repeat
    requests, for the largest domain and for the smallest.
 3. Retention: the oldest whole month's records dropped with their partition
-   (reports.partitions.drop_month), against the same records deleted row by row
-   (reports.retention.purge_reports, what retention does when a month cannot go whole); each in a
+   (reports.intake.partitions.drop_month), against the same records deleted row by row
+   (reports.intake.retention.purge_reports, what retention does when a month cannot go whole); each in a
    transaction that is rolled back, so the data set stays.
 4. Sizes: the record table and its indexes, the rollups, the whole database; per million records.
 """
@@ -89,8 +89,8 @@ def setup_tenants(records: int, dates: list[date], rng: Random) -> list[Tenant]:
     registered as enrichment leaves them; return them with their pools, reporters and daily sizes."""
     from django.contrib.auth import get_user_model
 
+    from reports.enrichment.ip_lookup import sync_catalog
     from reports.models import Domain, DomainSender, Membership, Organization
-    from reports.sources import sync_catalog
 
     senders = sync_catalog()
     base, rows = dashboard.sender_pools(Random(dashboard.SEED), senders, own=None)
@@ -115,7 +115,7 @@ def build(records: int, days: int) -> float:
     """Generate and store the data set, a day at a time for every domain; return the seconds it took."""
     from django.db import connection
 
-    from reports import partitions
+    from reports.intake import partitions
 
     started = time.perf_counter()
     phases = Counter()
@@ -248,7 +248,7 @@ def start_worker(barrier) -> None:
     from django.db import connection
 
     # A line per input is what an operator wants, not a benchmark's reader (warnings still show).
-    logging.getLogger("reports.ingest").setLevel(logging.WARNING)
+    logging.getLogger("reports.intake.pipeline").setLevel(logging.WARNING)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         _worker["backend"] = cursor.fetchone()[0]
@@ -268,7 +268,7 @@ def cpu_seconds(pid: int) -> float:
 def ingest_one(path: str) -> tuple[int, str, float, float]:
     """Ingest one report; return its records, its status and the CPU seconds it took in this process
     and in its database backend."""
-    from reports.ingest import ingest_bytes
+    from reports.intake.pipeline import ingest_bytes
     from reports.models import Intake
 
     python, database = time.process_time(), cpu_seconds(_worker["backend"])
@@ -300,7 +300,7 @@ def ingest_run(paths: list[Path], workers: int) -> tuple[float, int, float, floa
 
 
 def measure_ingest(records: int) -> None:
-    print(f"\n1. ingest: {SAMPLE_REPORTS} reports, {records:,} records, through reports.ingest.ingest_bytes")
+    print(f"\n1. ingest: {SAMPLE_REPORTS} reports, {records:,} records, through reports.intake.pipeline.ingest_bytes")
     remove_sample()
     with tempfile.TemporaryDirectory(prefix="dmarcdash-scale-sample-") as directory:
         paths = write_sample(Path(directory), records)
@@ -348,7 +348,7 @@ class RolledBack(Exception):
 def measure_retention() -> None:
     from django.db import transaction
 
-    from reports import partitions, retention
+    from reports.intake import partitions, retention
     from reports.models import Organization, Report
 
     first = Report.objects.order_by("begin").values_list("begin", flat=True).first().date()

@@ -125,8 +125,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "reports.middleware.content_security_policy",
-    "reports.middleware.user_time_zone",
+    "reports.views.middleware.content_security_policy",
+    "reports.views.middleware.user_time_zone",
 ]
 
 ROOT_URLCONF = "dmarcdash.urls"
@@ -142,7 +142,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "reports.context.organizations",
+                "reports.views.context.organizations",
             ],
         },
     },
@@ -202,7 +202,7 @@ CONTENT_SECURITY_POLICY = envstr(
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "uploads"
 FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 
-# Raw inputs are kept for replay in a content-addressed store (see reports.rawstore).
+# Raw inputs are kept for replay in a content-addressed store (see reports.intake.rawstore).
 RAW_STORE_DIR = Path(envstr("DMARCDASH_RAW_DIR", str(DATA_DIR / "raw"))).resolve()
 
 # Caps on hostile input. Real reports stay far below them (the largest

@@ -22,9 +22,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from . import audit, rollups
-from .ingest import process_intake
-from .models import (
+from reports.intake import claims, rollups
+from reports.intake.pipeline import process_intake
+from reports.models import (
     AlertEmail,
     AlertEvent,
     AlertMute,
@@ -47,7 +47,9 @@ from .models import (
     SourceIP,
     TotpDevice,
 )
-from .secrets import encrypt
+from reports.tasks import schedule_window_refresh
+from reports.tenancy import audit
+from reports.tenancy.secrets import encrypt
 
 RECORDS_SHOWN = 50  # a report can hold a million records: the admin shows the first ones, the report page all
 
@@ -160,7 +162,7 @@ class OrganizationAdmin(AuditedAdmin):
         # A domain added here must pick up its earlier reports as one added on its own page does.
         if formset.model is Domain:
             for domain in formset.new_objects:
-                if claimed := domain.claim_reports():
+                if claimed := claims.claim_reports(domain):
                     self.message_user(request, f"{claimed} earlier reports for {domain.name} are now attached to it.")
 
 
@@ -245,24 +247,18 @@ class DomainAdmin(AuditedAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        claimed = obj.claim_reports()
+        claimed = claims.claim_reports(obj)
         if claimed:
             self.message_user(request, f"{claimed} earlier reports for {obj.name} are now attached to it.")
 
     @admin.action(description="Claim earlier reports for the selected domains", permissions=["change"])
     def claim_earlier_reports(self, request, queryset):
         for domain in queryset.select_related("organization"):
-            with transaction.atomic():
-                claimed = domain.claim_reports()
-                audit.record(
-                    request, domain.organization, "admin.claim-reports", domain.name, after={"claimed": claimed}
-                )
+            claimed = claims.claim_reports(domain, request, "admin.claim-reports")
             self.message_user(request, f"{domain.name}: {claimed} earlier reports attached")
 
     @admin.action(description="Rebuild the daily rollups of the selected domains", permissions=["change"])
     def rebuild_rollups(self, request, queryset):
-        from .ingest import schedule_window_refresh
-
         for domain in queryset.select_related("organization"):
             with transaction.atomic():
                 count = rollups.rebuild(domain.pk)
@@ -330,7 +326,7 @@ class SourceIPAdmin(AuditedAdmin):
     @admin.action(description="Look the selected IPs up again", permissions=["operate"])
     def look_up_again(self, request, queryset):
         # The selected rows themselves: the enrichment queue would take whichever rows are due first.
-        from . import sources
+        from reports.enrichment import ip_lookup as sources
 
         rows = list(queryset[:500])
         result = sources.EnrichResult()
@@ -517,7 +513,7 @@ class MailboxForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        from .mailbox import plain_refusal
+        from reports.intake.imap import plain_refusal
 
         if refusal := plain_refusal(cleaned.get("security", ""), cleaned.get("host", "")):
             raise forms.ValidationError(f"{refusal}; use TLS or STARTTLS")
@@ -556,7 +552,7 @@ class MailboxAdmin(AuditedAdmin):
 
     @admin.action(description="Poll the selected mailboxes now", permissions=["change"])
     def poll_now(self, request, queryset):
-        from .mailbox import poll
+        from reports.intake.imap import poll
 
         for mailbox in queryset.select_related("organization"):
             result = poll(mailbox)

@@ -1,11 +1,21 @@
-"""Celery tasks: thin wrappers that take ids and call plain functions."""
+"""Celery tasks: thin wrappers that take ids and call plain functions; and the receivers that queue
+them when intake stores reports (reports/intake/signals.py)."""
 
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError
+from django.dispatch import receiver
 
-from . import alerts, health, monitoring, readiness, retention, sources, windows
-from . import mailbox as mailboxes
-from .models import Mailbox
+from reports.alerts import detect as alerts
+from reports.dashboard import windows
+from reports.enrichment import ip_lookup as sources
+from reports.intake import imap as mailboxes
+from reports.intake import monitoring, retention
+from reports.intake.signals import reports_stored
+from reports.models import Mailbox
+from reports.rollout import dnscheck as health
+from reports.rollout import readiness
 
 
 # While the database is away a poll can record nothing: it is retried with backoff (for a few minutes
@@ -87,3 +97,29 @@ def apply_retention() -> dict:
 def heartbeat(queue: str) -> None:
     """Beat sends one to each queue every minute: /healthz sees which queues a worker serves."""
     monitoring.beat(queue)
+
+
+@receiver(reports_stored, dispatch_uid="schedule-enrichment")
+def schedule_enrichment(**kwargs) -> None:
+    """Ask a worker to look up the new source IPs, at most once per half minute.
+
+    In the embedded mode (tasks run in-process) nothing is queued: ingest must not wait
+    for DNS, so the poll loop of ``make run`` or ``manage.py enrich`` does it instead.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    if cache.add("enrich-sources-scheduled", True, timeout=30):
+        enrich_sources.apply_async(countdown=5, expires=600)
+
+
+@receiver(reports_stored, dispatch_uid="schedule-window-refresh")
+def schedule_window_refresh(**kwargs) -> None:
+    """Ask a worker to bring the dashboard's per-source windows up to date, at most once a minute.
+
+    Pages read DailySource until the windows catch up, so a late refresh costs only speed.
+    In the embedded mode the poll loop of ``make run`` refreshes them instead.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return
+    if cache.add("refresh-windows-scheduled", True, timeout=60):
+        refresh_windows.apply_async(countdown=30, expires=900)

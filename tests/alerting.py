@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from reports import alerts
+from reports.alerts import detect as alerts
 from reports.models import AlertSubscription, Domain, Membership, Organization
 from tests.builders import record_xml
 from tests.test_dashboard import deliver

@@ -47,6 +47,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, sync_playwright
 
+from reports.lib import resolver as dns_resolver
+
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 900}
@@ -180,10 +182,9 @@ def cheap_passwords(settings) -> None:
 @pytest.fixture
 def dns_zone(dns_server, monkeypatch):
     """The local DNS server, asked by the app (live_server runs in this process, so the patch reaches it)."""
-    from reports import sources
     from tests.dnsserver import resolver_for
 
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(dns_server))
     return dns_server
 
 

@@ -7,8 +7,7 @@ import pytest
 # Shared fixtures that test modules also import helpers from: rewrite their asserts too.
 pytest.register_assert_rewrite("tests.alerting")
 
-from reports.parsing import Limits  # noqa: E402
-from tests.dkimkeys import FakeDns  # noqa: E402
+from reports.lib.parsing import Limits  # noqa: E402
 
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "parsedmarc-samples"
 
@@ -26,18 +25,15 @@ def limits() -> Limits:
 
 
 @pytest.fixture(autouse=True)
-def dkim_dns(monkeypatch) -> FakeDns:
-    """There is no network here: DKIM keys come from this fake (empty unless a test adds keys),
-    and a real DNS query fails the test."""
+def no_real_dns(monkeypatch) -> None:
+    """There is no network here: a DNS query that is not aimed at a test's own server (the
+    dns_server fixture) fails the test."""
 
     def refuse(*args, **kwargs):
         raise AssertionError("a real DNS query was attempted")
 
     monkeypatch.setattr(dns.resolver, "resolve", refuse)
     monkeypatch.setattr(dns.resolver.Resolver, "resolve", refuse)
-    fake = FakeDns()
-    monkeypatch.setattr("reports.ingest.dkim_dns", fake)
-    return fake
 
 
 @pytest.fixture(autouse=True)

@@ -262,7 +262,7 @@ def flush_redis() -> None:
 
 
 def heartbeats(client) -> dict[str, float]:
-    """The heartbeat times the workers wrote to the cache (reports.monitoring.beat), by queue, read straight
+    """The heartbeat times the workers wrote to the cache (reports.intake.monitoring.beat), by queue, read straight
     from Redis, so that reading them goes through no code under test."""
     from django.core.cache.backends.redis import RedisSerializer
 

@@ -4,8 +4,7 @@ and Bob, who owns Globex and is no member of Acme."""
 from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from reports import invitations
-from reports.ingest import ingest_bytes
+from reports.intake.pipeline import ingest_bytes
 from reports.models import (
     AlertEvent,
     ApiToken,
@@ -18,6 +17,7 @@ from reports.models import (
     Sender,
     SourceIP,
 )
+from reports.tenancy import invitations
 from tests.builders import record_xml, report_xml
 
 SECRET_IP = "203.0.113.77"

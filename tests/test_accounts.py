@@ -11,9 +11,9 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from reports import throttle, twofactor
 from reports.models import Membership, Organization, TotpDevice
-from reports.secrets import decrypt
+from reports.tenancy import ratelimit, twofactor
+from reports.tenancy.secrets import decrypt
 from reports.views import security
 
 pytest_plugins = ["tests.smtpserver"]
@@ -48,7 +48,7 @@ def clock(monkeypatch):
 
     clock = Clock()
     monkeypatch.setattr(twofactor, "now", lambda: clock.now)
-    monkeypatch.setattr(throttle, "now", lambda: clock.now)
+    monkeypatch.setattr(ratelimit, "now", lambda: clock.now)
     return clock
 
 

@@ -15,8 +15,9 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from reports.audit import record as audit_record
-from reports.ingest import ingest_bytes
+from reports.intake.pipeline import ingest_bytes
+from reports.lib import resolver as dns_resolver
+from reports.lib.parsing import Limits
 from reports.models import (
     AlertEmail,
     AlertEvent,
@@ -44,8 +45,8 @@ from reports.models import (
     TotpDevice,
     WindowState,
 )
-from reports.parsing import Limits
-from reports.secrets import encrypt
+from reports.tenancy.audit import record as audit_record
+from reports.tenancy.secrets import encrypt
 from tests.builders import record_xml, report_xml
 
 pytestmark = pytest.mark.django_db
@@ -494,10 +495,9 @@ def test_the_ledger_links_to_its_reports(su, world):
 
 
 def test_looking_up_again_looks_up_the_selected_ips_not_whichever_are_due(su, world, dns_server, monkeypatch):
-    from reports import sources
     from tests.dnsserver import resolver_for
 
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server, timeout=0.5))
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(dns_server, timeout=0.5))
     dns_server.add("7.100.51.198.in-addr.arpa", "PTR", "mx.example.net.")
     dns_server.add("mx.example.net", "A", "198.51.100.7")
     selected = world["objects"][SourceIP]

@@ -5,7 +5,7 @@ import datetime
 import pytest
 from django.contrib.auth.models import User
 
-from reports import alerts
+from reports.alerts import detect as alerts
 from reports.models import AlertEmail, AlertEvent, AlertSubscription, Domain
 from tests.alerting import CLEAN, recipients
 from tests.builders import record_xml
@@ -147,8 +147,8 @@ def test_the_alerts_page_lists_events_and_managers_acknowledge_them(client, acme
 def test_a_rollback_signal_and_stopped_reports_are_emailed_too(acme, smtp_settings):
     from django.utils import timezone
 
-    from reports import readiness
     from reports.models import DomainSender, PolicyPlan, Report, Sender
+    from reports.rollout import readiness
 
     own = Sender.objects.create(organization=acme.organization, slug="own", name="Own", networks=["192.0.2.0/28"])
     DomainSender.objects.create(domain=acme, sender=own)

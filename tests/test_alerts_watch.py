@@ -9,10 +9,12 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from reports import alerts, health, sources
-from reports import mailbox as mailboxes
+from reports.alerts import detect as alerts
+from reports.intake import imap as mailboxes
+from reports.lib import resolver as dns_resolver
 from reports.models import AlertEvent, AlertMute, AlertSubscription, Domain, Mailbox, PolicyPlan
-from reports.secrets import encrypt
+from reports.rollout import dnscheck as health
+from reports.tenancy.secrets import encrypt
 from tests.alerting import member, recipients
 from tests.builders import record_xml
 from tests.dnsserver import resolver_for
@@ -88,7 +90,7 @@ def test_the_alerts_page_shows_organization_events_to_members_only(client, acme,
 
 @pytest.fixture
 def zone(dns_server, monkeypatch):
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(dns_server))
     return dns_server
 
 

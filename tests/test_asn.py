@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from reports.enrich.asn import (
+from reports.enrichment.asn import (
     MAX_LINE_BYTES,
     MAX_NAME_CHARS,
     UNKNOWN,

@@ -13,8 +13,9 @@ import dns.resolver
 import pytest
 from dkim.canonicalization import Relaxed, Simple
 
-from reports import authenticity
-from reports.authenticity import (
+from reports.lib import authenticity
+from reports.lib import resolver as dns_resolver
+from reports.lib.authenticity import (
     MAX_DETAIL,
     MISMATCH,
     TEMPERROR,
@@ -24,12 +25,18 @@ from reports.authenticity import (
     DnsLookupError,
     check_report_authenticity,
     dns_txt_lookup,
-    organizational_domain,
-    report_email_domain,
 )
+from reports.lib.names import organizational_domain, report_email_domain
 from tests.dkimkeys import FakeDns, Key, dns_for, generate_key, sign
 
 GOOGLE = "noreply-dmarc-support@google.com"
+
+
+class Answers:
+    """A resolver whose every lookup is ``resolve`` (put in place of the one reports.lib.resolver makes)."""
+
+    def __init__(self, resolve):
+        self.resolve = resolve
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +58,7 @@ def no_real_dns(monkeypatch):
         asked.append(args)
         raise AssertionError("a real DNS query was attempted")
 
-    monkeypatch.setattr(dns.resolver, "resolve", refuse)
+    monkeypatch.setattr(dns_resolver, "factory", lambda: Answers(refuse))
     monkeypatch.setattr(dns.resolver.Resolver, "resolve", refuse)
     yield
     assert not asked, f"real DNS queries: {asked}"
@@ -267,7 +274,7 @@ def test_the_default_lookup_feeds_dkimpy_through_dnspython(monkeypatch, key):
         half = len(key.record) // 2
         return _answer((b"google-site-verification=abc",), (key.record[:half].encode(), key.record[half:].encode()))
 
-    monkeypatch.setattr(dns.resolver, "resolve", resolve)
+    monkeypatch.setattr(dns_resolver, "factory", lambda: Answers(resolve))
     result = check_report_authenticity(sign(report_message(), "google.com", key), GOOGLE, timeout=2.0)
     assert result.label == VERIFIED
     assert asked == [("s1._domainkey.google.com.", "TXT", 2.0)]
@@ -288,7 +295,7 @@ def test_the_default_lookup_tells_no_key_from_a_failed_lookup(monkeypatch, raise
     def resolve(*args, **kwargs):
         raise raised
 
-    monkeypatch.setattr(dns.resolver, "resolve", resolve)
+    monkeypatch.setattr(dns_resolver, "factory", lambda: Answers(resolve))
     if expected is None:
         assert dns_txt_lookup(b"s1._domainkey.example.com.") is None
     else:
@@ -298,7 +305,7 @@ def test_the_default_lookup_tells_no_key_from_a_failed_lookup(monkeypatch, raise
 
 
 def test_the_default_lookup_returns_none_without_a_txt_record(monkeypatch):
-    monkeypatch.setattr(dns.resolver, "resolve", lambda *args, **kwargs: _answer())
+    monkeypatch.setattr(dns_resolver, "factory", lambda: Answers(lambda *args, **kwargs: _answer()))
     assert dns_txt_lookup("s1._domainkey.example.com.") is None
     assert dns_txt_lookup(b"s1._domainkey.\xff.com.") is None
 
@@ -307,7 +314,7 @@ def test_a_default_lookup_timeout_is_a_temporary_error(monkeypatch, key):
     def resolve(*args, **kwargs):
         raise dns.resolver.LifetimeTimeout(timeout=5.0, errors={})
 
-    monkeypatch.setattr(dns.resolver, "resolve", resolve)
+    monkeypatch.setattr(dns_resolver, "factory", lambda: Answers(resolve))
     result = check_report_authenticity(sign(report_message(), "google.com", key), GOOGLE)
     assert result == Authenticity(
         TEMPERROR,

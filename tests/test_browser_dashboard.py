@@ -22,7 +22,7 @@ from django.contrib.auth.models import User
 from django.utils import formats
 from playwright.sync_api import Page, expect
 
-from reports.ingest import ingest_bytes
+from reports.intake.pipeline import ingest_bytes
 from reports.models import Domain, Intake, Membership, Organization, Report, Sender, SourceIP
 from tests.browser import logged_in, screenshot
 from tests.builders import record_xml, report_xml

@@ -14,8 +14,9 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from reports import readiness, rollout
+from reports.lib import stages as rollout
 from reports.models import Domain, DomainSender, Membership, Organization, Sender
+from reports.rollout import readiness
 from tests.browser import logged_in, screenshot
 from tests.test_policy_workflow import RUA, backdate, publish, weeks_of_mail
 

@@ -8,10 +8,10 @@ import json
 import pytest
 from django.contrib.auth.models import User
 
-from reports import stats
-from reports.ingest import ingest_bytes
+from reports.dashboard import stats
+from reports.dashboard.stats import Filters, Period, PeriodError
+from reports.intake.pipeline import ingest_bytes
 from reports.models import ApiToken, Domain, Intake, Membership, Organization, Sender, SourceIP
-from reports.stats import Filters, Period, PeriodError
 from tests.builders import record_xml, report_xml
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]

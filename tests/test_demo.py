@@ -12,7 +12,9 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 from django.test import override_settings
 
-from reports import demo, sources
+from reports.enrichment import inventory
+from reports.lib import resolver as dns_resolver
+from reports.management import demo
 from reports.models import (
     DailyDkim,
     Domain,
@@ -122,7 +124,7 @@ def test_enrichment_names_the_senders_from_the_demo_dns_zone(loaded):
     assert (own.ptr, own.forward_confirmed, own.sender) == ("mail.demo-shop.example", True, None)
     # Every demo address was answered by the demo zone: none fell through to real DNS.
     assert set(SourceIP.objects.values_list("rdns_status", flat=True)) == {"ok", "no-ptr"}
-    assert sources.resolver_factory is None
+    assert dns_resolver.factory is None
 
 
 class OtherDns:
@@ -147,7 +149,7 @@ class OtherDns:
 
 def test_it_repairs_demo_names_lost_to_real_dns_and_leaves_other_ips_to_the_usual_resolver(loaded, monkeypatch):
     other = OtherDns()
-    monkeypatch.setattr(sources, "resolver_factory", lambda: other)
+    monkeypatch.setattr(dns_resolver, "factory", lambda: other)
     # A background poller looked the address up in real DNS, where documentation addresses have no name.
     SourceIP.objects.filter(ip="192.0.2.40").update(ptr="", forward_confirmed=False, rdns_status="no-ptr", sender=None)
     SourceIP.objects.create(ip="198.18.0.7")
@@ -159,7 +161,7 @@ def test_it_repairs_demo_names_lost_to_real_dns_and_leaves_other_ips_to_the_usua
     assert google.expires_at > google.looked_up_at + timedelta(days=300)  # not due again for real DNS to erase
     assert SourceIP.objects.get(ip="198.18.0.7").ptr == "mta7.mail.example.net"
     assert other.names == ["7.0.18.198.in-addr.arpa.", "mta7.mail.example.net."]
-    assert sources.resolver_factory() is other
+    assert dns_resolver.factory() is other
 
 
 def test_the_inventory_authorises_each_domains_own_server_and_services(loaded):
@@ -167,7 +169,7 @@ def test_the_inventory_authorises_each_domains_own_server_and_services(loaded):
     assert set(shop.values_list("sender__slug", flat=True)) == {"demo-shop-example-mail", "google", "sendgrid"}
     own = Sender.objects.get(slug="demo-shop-example-mail")
     assert own.organization.slug == "demo" and "192.0.2.10/32" in own.networks
-    assert sources.sender_for(SourceIP.objects.get(ip="192.0.2.10"), [own])[0] == own
+    assert inventory.sender_for(SourceIP.objects.get(ip="192.0.2.10"), [own])[0] == own
 
 
 def test_a_spoofing_source_fails_both_and_is_quarantined_once_the_policy_says_so(loaded):

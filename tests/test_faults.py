@@ -21,8 +21,8 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
-from reports import alerts
-from reports import mailbox as mailboxes
+from reports.alerts import detect as alerts
+from reports.intake import imap as mailboxes
 from reports.models import AlertEmail, Intake, Mailbox, Report
 from tests.alerting import recipients
 from tests.builders import record_xml

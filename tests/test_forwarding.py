@@ -1,6 +1,6 @@
 """Forwarding and mailing-list classification of failing records."""
 
-from reports.enrich.forwarding import classify
+from reports.enrichment.forwarding import classify
 
 
 def record(dkim="fail", spf="fail", header_from="example.com", reasons=(), dkim_results=()):

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of reports.parsing: whatever the input, the only exception that escapes is ReportError.
+"""Property-based fuzzing of reports.lib.parsing: whatever the input, the only exception that escapes is ReportError.
 
 Inputs are arbitrary bytes, bytes behind each magic number the sniffer knows, generated
 reports and, mostly, valid reports, gzips, zips and emails mutated (cut short, bytes
@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reports.parsing import Limits, Refusal, ReportError, find_documents, parse_aggregate
-from reports.parsing.message import decoded, parse_message, subject
+from reports.lib.parsing import Limits, Refusal, ReportError, find_documents, parse_aggregate
+from reports.lib.parsing.message import decoded, parse_message, subject
 from tests.builders import gzipped, record_xml, report_xml, zipped
 from tests.hostile.bombs import lzma_member, zip_bytes
 from tests.parsing.helpers import parse_all

@@ -3,8 +3,9 @@
 import dns.reversename
 import pytest
 
-from reports import health, sources
+from reports.lib import resolver as dns_resolver
 from reports.models import Domain, DomainSender, Organization, Sender, SourceIP
+from reports.rollout import dnscheck as health
 from tests.builders import record_xml
 from tests.dnsserver import resolver_for
 from tests.test_dashboard import deliver
@@ -18,7 +19,7 @@ ESP = "198.51.100.7"
 
 @pytest.fixture
 def domain(dns_server, monkeypatch):
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(dns_server))
     organization = Organization.objects.create(name="Acme", slug="acme")
     domain = Domain.objects.create(organization=organization, name="example.com")
     own = Sender.objects.create(organization=organization, slug="own", name="Own", networks=["192.0.2.16/28"])

@@ -4,11 +4,13 @@ import zipfile
 
 import pytest
 
-from reports import rawstore
-from reports.ingest import ingest_bytes, process_intake
+from reports.intake import claims, rawstore
+from reports.intake.pipeline import ingest_bytes, process_intake
+from reports.lib import resolver as dns_resolver
+from reports.lib.parsing import Limits
 from reports.models import Domain, Intake, Organization, Record, Report
-from reports.parsing import Limits
 from tests.builders import gzipped, record_xml, report_email, report_xml, zipped
+from tests.dnsserver import resolver_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
@@ -103,7 +105,7 @@ def test_it_keeps_reports_for_unclaimed_domains_and_attaches_them_when_claimed()
     organization = Organization.objects.create(name="Acme", slug="acme")
     domain = Domain.objects.create(organization=organization, name="Unclaimed.Example.")
     assert domain.name == "unclaimed.example"
-    assert domain.claim_reports() == 1
+    assert claims.claim_reports(domain) == 1
     assert not Report.objects.unclaimed().exists()
     deliver(report_xml(domain="unclaimed.example", report_id="later"))
     assert Report.objects.get(report_id="later").domain == domain
@@ -184,7 +186,7 @@ def test_it_does_not_let_one_tenant_plant_reports_in_another_tenants_domain():
     assert Report.objects.get(report_id="own").domain == domain
     assert Report.objects.get(report_id="planted").domain is None
     later = Domain.objects.create(organization=acme, name="later.example")
-    assert later.claim_reports() == 1
+    assert claims.claim_reports(later) == 1
     assert Report.objects.get(report_id="operator-import").domain == later
     assert Report.objects.get(report_id="early-planted").domain is None
 
@@ -205,16 +207,32 @@ def key():
     return generate_key()
 
 
-def test_it_labels_a_report_email_signed_by_its_reporter_verified(key, dkim_dns):
-    dkim_dns.records["s1._domainkey.google.com"] = key.record
+@pytest.fixture
+def keys(dns_server, monkeypatch):
+    """The DNS zone DKIM keys are published in, and every lookup aimed at it."""
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(dns_server))
+    return dns_server
+
+
+def test_it_labels_a_report_email_signed_by_its_reporter_verified(key, keys):
+    keys.add("s1._domainkey.google.com", "TXT", key.record)
     deliver(signed_report_email(key, "google.com"), name="google.eml")
     report = Report.objects.get()
     assert report.authenticity == "verified"
     assert "verified" in report.authenticity_detail and not report.quarantined
 
 
-def test_it_labels_forged_and_unsigned_report_emails(key, dkim_dns):
-    dkim_dns.records["s1._domainkey.attacker.example"] = key.record
+def test_the_dkim_key_lookup_asks_the_configured_dns_resolver(key, dns_server, settings):
+    """DNS_RESOLVER is the server asked for report emails' DKIM keys, as for every other lookup."""
+    dns_server.add("s1._domainkey.google.com", "TXT", key.record)
+    settings.DNS_RESOLVER = f"127.0.0.1:{dns_server.port}"
+    deliver(signed_report_email(key, "google.com"), name="google.eml")
+    assert dns_server.queries[("s1._domainkey.google.com", "TXT")] >= 1
+    assert Report.objects.get().authenticity == "verified"
+
+
+def test_it_labels_forged_and_unsigned_report_emails(key, keys):
+    keys.add("s1._domainkey.attacker.example", "TXT", key.record)
     deliver(signed_report_email(key, "attacker.example", report_id="forged"), name="forged.eml")
     deliver(report_email([("r.xml", "text/xml", report_xml(report_id="plain"))]), name="plain.eml")
     deliver(report_xml(report_id="file"), name="file.xml")

@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 
-from reports.ingest import ingest_bytes
+from reports.intake.pipeline import ingest_bytes
 from reports.models import ApiToken, Domain, Intake, Mailbox, Membership, Organization, Report
 from tests.builders import gzipped, record_xml, report_xml, zipped
 

@@ -214,7 +214,8 @@ def test_smtp_works_too_and_mail_that_is_no_report_is_accepted_with_its_reason_i
 
 def test_a_retry_finishes_the_ledger_row_an_attempt_left_unfinished(acme, tmp_path, settings):
     """The database went away after the input's row was written: the retry completes that row."""
-    from reports import listener, rawstore
+    from reports.intake import lmtp as listener
+    from reports.intake import rawstore
 
     settings.RAW_STORE_DIR = tmp_path
     settings.DKIM_VERIFY = False
@@ -239,4 +240,4 @@ def test_the_server_logs_json_lines_and_each_line_about_an_input_names_it(intake
     assert entries and all({"time", "level", "logger", "message"} <= set(entry) for entry in entries)
     (done,) = [entry for entry in entries if entry.get("input") == intake.pk and "stored" in entry["message"]]
     assert done["message"] == "Direct delivery (LMTP/SMTP) stored: 1 stored, 0 duplicate, 0 refused"
-    assert done["logger"] == "reports.ingest" and done["level"] == "INFO"
+    assert done["logger"] == "reports.intake.pipeline" and done["level"] == "INFO"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from reports import mailbox as mailboxes
+from reports.intake import imap as mailboxes
 from reports.models import Intake, Mailbox, Organization, Record, Report
-from reports.secrets import encrypt
+from reports.tenancy.secrets import encrypt
 from tests.builders import gzipped, record_xml, report_email, report_xml, zipped
 from tests.dovecot import ImapAccount, append_messages
 

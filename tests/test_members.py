@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.core import signing
 
-from reports import invitations
-from reports.access import SESSION_KEY
 from reports.models import AlertSubscription, AuditEntry, Invitation, Membership, Organization
+from reports.tenancy import invitations
+from reports.tenancy.access import SESSION_KEY
 
 pytest_plugins = ["tests.smtpserver"]
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,8 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
-from reports import monitoring
-from reports.ingest import ingest_bytes
+from reports.intake import monitoring
+from reports.intake.pipeline import ingest_bytes
 from reports.models import Domain, Intake, Mailbox, Organization
 from tests.builders import record_xml, report_xml
 from tests.tcpproxy import TcpProxy, free_port, wait_for_port

@@ -4,8 +4,8 @@ write-only password tested against a real Dovecot, API tokens shown once, and th
 import pytest
 from django.contrib.auth.models import User
 
-from reports import secrets
 from reports.models import ApiToken, AuditEntry, Mailbox, Membership, Organization
+from reports.tenancy import secrets
 from tests.builders import report_xml
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -346,7 +346,7 @@ def test_the_audit_log_shows_changes_escaped_filtered_and_without_secrets(as_rol
 
 
 def test_the_audit_log_pages_and_belongs_to_admins(as_role, acme):
-    from reports import audit
+    from reports.tenancy import audit
 
     for n in range(60):
         audit.record(None, acme, "domain.added", f"d{n}.example", after={"n": n})

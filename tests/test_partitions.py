@@ -10,10 +10,11 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from reports import partitions, retention, stats
-from reports.ingest import ingest_bytes
+from reports.dashboard import stats
+from reports.dashboard.stats import Filters, Period
+from reports.intake import partitions, retention
+from reports.intake.pipeline import ingest_bytes
 from reports.models import DailyDkim, DailySource, DailyTotal, Domain, Intake, Organization, Record, Report
-from reports.stats import Filters, Period
 from tests.builders import record_xml, report_xml
 
 pytestmark = pytest.mark.django_db

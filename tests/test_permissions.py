@@ -12,9 +12,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from reports import sources
-from reports.access import RANK
+from reports.lib import resolver as dns_resolver
 from reports.models import Membership, Organization
+from reports.tenancy.access import RANK
 from tests.dnsserver import resolver_for
 from tests.rules import all_rules
 from tests.tenancy import build_acme, patterns, url_for
@@ -51,7 +51,7 @@ def ask(client, method: str, url: str, data: dict):
 @pytest.fixture
 def local_dns(dns_server, monkeypatch):
     """DNS checks the actions make go to the local server (it knows no records: lookups answer NXDOMAIN)."""
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(dns_server))
 
 
 @pytest.mark.parametrize("role", ["viewer", "admin", "owner", "superuser"])

@@ -11,11 +11,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from reports.policy import dns as policy_dns
-from reports.policy.dkim import check_dkim
-from reports.policy.dmarc import SEVERAL_RECORDS
-from reports.policy.dns import DnsError, check_external_verification, fcrdns, has_mx, lookup_dmarc, txt
-from reports.policy.spf import MAX_QUERIES, NONE, PERMERROR, TEMPERROR, USABLE, check_spf
+from reports.lib.dnsrecords import lookups as policy_dns
+from reports.lib.dnsrecords.dkim import check_dkim
+from reports.lib.dnsrecords.dmarc import SEVERAL_RECORDS
+from reports.lib.dnsrecords.lookups import DnsError, check_external_verification, fcrdns, has_mx, lookup_dmarc, txt
+from reports.lib.dnsrecords.spf import MAX_QUERIES, NONE, PERMERROR, TEMPERROR, USABLE, check_spf
 from tests.dnsserver import DnsServer, resolver_for
 
 FAST = 0.3  # seconds: resolver timeout for the tests that wait for one

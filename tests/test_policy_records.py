@@ -2,7 +2,7 @@
 
 import pytest
 
-from reports.policy.dmarc import (
+from reports.lib.dnsrecords.dmarc import (
     SEVERAL_RECORDS,
     external_verification,
     format_dmarc,
@@ -10,7 +10,7 @@ from reports.policy.dmarc import (
     parse_dmarc,
     record_for_stage,
 )
-from reports.policy.spf import parse_spf
+from reports.lib.dnsrecords.spf import parse_spf
 
 pytestmark = pytest.mark.embedded
 

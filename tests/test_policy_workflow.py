@@ -7,8 +7,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from reports import readiness, sources
+from reports.lib import resolver as dns_resolver
 from reports.models import Domain, DomainSender, Membership, Organization, PolicyEvent, PolicyPlan, Sender
+from reports.rollout import readiness
 from tests.builders import record_xml
 from tests.dnsserver import resolver_for
 from tests.test_dashboard import deliver
@@ -21,7 +22,7 @@ RUA = "mailto:dmarc@example.com"
 
 @pytest.fixture
 def dns_zone(dns_server, monkeypatch):
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server))
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(dns_server))
     return dns_server
 
 

@@ -7,7 +7,8 @@ import dns.resolver
 import dns.reversename
 import pytest
 
-from reports.enrich.rdns import Budget, ReverseDNS, default_resolver, reverse_lookup
+from reports.lib.rdns import Budget, ReverseDNS, reverse_lookup
+from reports.lib.resolver import build
 from tests.dnsserver import DnsServer, resolver_for
 
 FAST = 0.3  # seconds: resolver timeout for the tests that wait for one
@@ -96,9 +97,9 @@ def test_the_dns_guard_still_refuses_every_other_resolver(dns_server):
     assert dns_server.queries == {}
 
 
-def test_default_resolver_aimed_at_the_test_server_gets_through(dns_server):
+def test_a_resolver_built_for_the_test_server_gets_through(dns_server):
     dns_server.add("mail.example.com", "A", "192.0.2.1")
-    resolver = default_resolver(timeout=FAST, nameserver="127.0.0.1", port=dns_server.port)
+    resolver = build(f"127.0.0.1:{dns_server.port}", timeout=FAST)
 
     assert resolver.lifetime == FAST
     assert [r.address for r in resolver.resolve("mail.example.com", "A")] == ["192.0.2.1"]

@@ -10,20 +10,12 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.management import call_command
 
-from reports import rawstore, retention, stats, tasks
-from reports.ingest import ingest_bytes
-from reports.models import (
-    DailyDkim,
-    DailySource,
-    DailyTotal,
-    Domain,
-    Intake,
-    Membership,
-    Organization,
-    Record,
-    Report,
-)
-from reports.stats import Filters, Period
+from reports import tasks
+from reports.dashboard import stats
+from reports.dashboard.stats import Filters, Period
+from reports.intake import rawstore, retention
+from reports.intake.pipeline import ingest_bytes
+from reports.models import DailyDkim, DailySource, DailyTotal, Domain, Intake, Membership, Organization, Record, Report
 from tests.builders import record_xml, report_xml
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]

@@ -6,8 +6,9 @@ import dns.resolver
 import pytest
 from django.utils import timezone
 
-from reports import readiness, rollout
+from reports.lib import stages as rollout
 from reports.models import Domain, DomainSender, Organization, PolicyEvent, PolicyPlan, Sender, SourceIP
+from reports.rollout import readiness
 from tests.builders import record_xml
 from tests.test_dashboard import deliver
 

@@ -5,8 +5,8 @@ import datetime
 import pytest
 from django.db.models import Sum
 
-from reports import rollups
-from reports.ingest import ingest_bytes
+from reports.intake import claims, rollups
+from reports.intake.pipeline import ingest_bytes
 from reports.models import DailyDkim, DailySource, DailyTotal, Domain, Intake, Organization, Record, Report
 from tests.builders import record_xml, report_email, report_xml
 
@@ -97,7 +97,7 @@ def test_it_keeps_unclaimed_reports_out_until_claimed(domain):
     deliver(report_xml([record_xml(count=9)], domain="later.example"))
     assert not DailyTotal.objects.exists()
     claimed = Domain.objects.create(organization=domain.organization, name="later.example")
-    assert claimed.claim_reports() == 1
+    assert claims.claim_reports(claimed) == 1
     assert totals(DailyTotal, domain=claimed) == totals(DailySource, domain=claimed) == 9
 
 

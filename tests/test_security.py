@@ -12,8 +12,8 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from reports import ratelimit
 from reports.models import ApiToken, Membership, Organization
+from reports.tenancy import ratelimit
 from tests.builders import report_xml
 from tests.rules import all_rules
 from tests.tenancy import build_acme, patterns, url_for
@@ -168,9 +168,9 @@ def test_uploads_are_rate_limited_per_user(client, settings, clock, empty_cache)
 @pytest.mark.django_db
 def test_no_secret_reaches_the_logs(client, caplog, settings, imap_account, empty_cache):
     """Passwords typed at login, API tokens, mailbox passwords and the secret key never appear in a log line."""
-    from reports import mailbox as mailboxes
+    from reports.intake import imap as mailboxes
     from reports.models import Mailbox
-    from reports.secrets import encrypt
+    from reports.tenancy.secrets import encrypt
 
     caplog.set_level(logging.DEBUG)  # imapclient logs the IMAP conversation at DEBUG
     settings.SECRET_KEY = "a-secret-key-long-enough-to-be-looked-for-in-the-log-lines"
@@ -203,14 +203,14 @@ def test_no_secret_reaches_the_logs(client, caplog, settings, imap_account, empt
     ["10.0.0.5", "127.0.0.1", "169.254.169.254", "::1", "::ffff:10.0.0.5", "100.64.1.1", "0.0.0.0", "localhost"],  # noqa: S104
 )
 def test_a_mailbox_host_on_a_private_or_local_network_is_refused(host, settings):
-    from reports import netguard
+    from reports.tenancy import netguard
 
     settings.MAILBOX_ALLOWED_NETWORKS = []
     assert "is not a public address" in netguard.refusal(host, 993)
 
 
 def test_the_operator_allows_a_network_and_public_hosts_pass(settings):
-    from reports import netguard
+    from reports.tenancy import netguard
 
     settings.MAILBOX_ALLOWED_NETWORKS = ["10.0.0.0/8"]
     assert netguard.refusal("10.1.2.3", 993) == ""
@@ -240,9 +240,9 @@ def test_an_admin_cannot_save_a_mailbox_pointing_inside(client, settings):
 
 @pytest.mark.django_db
 def test_a_saved_mailbox_whose_host_points_inside_is_not_connected_to(settings, imap_account):
-    from reports import mailbox as mailboxes
+    from reports.intake import imap as mailboxes
     from reports.models import Mailbox
-    from reports.secrets import encrypt
+    from reports.tenancy.secrets import encrypt
 
     settings.MAILBOX_ALLOWED_NETWORKS = []
     organization = Organization.objects.create(name="Acme", slug="acme")

@@ -2,8 +2,7 @@
 
 import pytest
 
-from reports.authenticity import normalize_domain
-from reports.enrich.senders import (
+from reports.enrichment.catalog import (
     BY_ASN,
     BY_DKIM,
     BY_PTR,
@@ -16,6 +15,7 @@ from reports.enrich.senders import (
     default_catalog,
     load_catalog,
 )
+from reports.lib.names import normalize_domain
 
 
 @pytest.fixture(scope="module")

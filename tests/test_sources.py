@@ -5,8 +5,10 @@ import io
 import pytest
 from django.core.management import call_command
 
-from reports import sources
-from reports.ingest import ingest_bytes
+from reports.enrichment import inventory
+from reports.enrichment import ip_lookup as sources
+from reports.intake.pipeline import ingest_bytes
+from reports.lib import resolver as dns_resolver
 from reports.models import Intake, Record, Report, Sender, SourceIP
 from tests.builders import record_xml, report_xml
 from tests.dnsserver import resolver_for
@@ -16,7 +18,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 @pytest.fixture
 def dns(dns_server, monkeypatch):
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(dns_server, timeout=0.3))
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(dns_server, timeout=0.3))
     return dns_server
 
 
@@ -79,7 +81,7 @@ def test_it_names_a_sender_from_the_dkim_domain_when_the_ip_says_nothing(dns):
 def test_ten_thousand_distinct_ips_enrich_after_an_ingest_that_did_not_wait(dnsmasq, monkeypatch):
     ips = [f"10.{n // 65536}.{n // 256 % 256}.{n % 256}" for n in range(10_000)]
     server = dnsmasq({ip: f"mta{n}.mail.example.net" for n, ip in enumerate(ips[:2000])})
-    monkeypatch.setattr(sources, "resolver_factory", lambda: resolver_for(server, timeout=1.0))
+    monkeypatch.setattr(dns_resolver, "factory", lambda: resolver_for(server, timeout=1.0))
     deliver([record_xml(ip=ip) for ip in ips], report_id="big")
     assert Record.objects.count() == 10_000
     assert not SourceIP.objects.exists()  # ingest registered nothing and looked up nothing
@@ -104,10 +106,10 @@ def test_an_organizations_own_senders_come_first_and_feed_the_inventory():
     named = SourceIP.objects.create(ip="198.51.100.1", ptr="out1.relay.example", forward_confirmed=True)
     unconfirmed = SourceIP.objects.create(ip="198.51.100.2", ptr="out2.relay.example", forward_confirmed=False)
     senders = list(acme.senders.all())
-    assert sources.sender_for(inside, senders) == (crm, "in Our CRM's network 203.0.113.0/24")
-    assert sources.sender_for(named, senders)[0] == relay
-    assert sources.sender_for(unconfirmed, senders) == (None, "")
+    assert inventory.sender_for(inside, senders) == (crm, "in Our CRM's network 203.0.113.0/24")
+    assert inventory.sender_for(named, senders)[0] == relay
+    assert inventory.sender_for(unconfirmed, senders) == (None, "")
     DomainSender.objects.create(domain=domain, sender=crm, authorised=True)
     DomainSender.objects.create(domain=domain, sender=relay, authorised=False)
-    assert sources.is_authorised(domain, inside, senders)
-    assert not sources.is_authorised(domain, named, senders)
+    assert inventory.is_authorised(domain, inside, senders)
+    assert not inventory.is_authorised(domain, named, senders)

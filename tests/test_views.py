@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from reports.ingest import ingest_bytes
+from reports.intake.pipeline import ingest_bytes
 from reports.models import Domain, Intake, Membership, Organization
 from tests.builders import record_xml, report_xml
 
@@ -96,7 +96,7 @@ def test_it_gives_superusers_a_ledger_with_a_replay_action_in_the_admin(client, 
 
 def test_the_admin_stores_a_mailbox_password_encrypted_and_never_shows_it(client):
     from reports.models import Mailbox
-    from reports.secrets import decrypt
+    from reports.tenancy.secrets import decrypt
 
     admin = User.objects.create_superuser("root", password="root-password")
     acme = Organization.objects.create(name="Acme", slug="acme")

@@ -4,9 +4,10 @@ import datetime
 
 import pytest
 
-from reports import stats, windows
+from reports.dashboard import stats, windows
+from reports.dashboard.stats import Filters, Period
+from reports.intake import claims
 from reports.models import Domain, Organization, SourceWindow, WindowState
-from reports.stats import Filters, Period
 from tests.builders import record_xml
 from tests.test_dashboard import deliver
 
@@ -106,6 +107,6 @@ def test_claiming_older_reports_makes_the_windows_stale(domain):
     # The older report turns out to be example.com's (as if it had arrived before the domain was
     # added): claiming it adds to the rollups without a newer report id.
     Report.objects.filter(policy_domain="later.example").update(policy_domain="example.com")
-    assert domain.claim_reports() == 1
+    assert claims.claim_reports(domain) == 1
     assert not windows.current(domain.pk, 30, windows.today())
     assert "192.0.2.77" in {row["source_ip"] for row in rows(domain, 30)}

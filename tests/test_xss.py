@@ -6,7 +6,7 @@ import json
 import pytest
 from django.contrib.auth.models import User
 
-from reports.ingest import ingest_bytes
+from reports.intake.pipeline import ingest_bytes
 from reports.models import Domain, Intake, Membership, Organization, Sender, SourceIP
 from tests.builders import record_xml, report_xml
 

@@ -9,9 +9,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from .. import audit
-from ..models import AlertEvent, AlertSubscription, Organization, Profile
-from . import security
+from reports.models import AlertEvent, AlertSubscription, Organization, Profile
+from reports.tenancy import audit
+from reports.views import security
 
 
 @cache

@@ -10,9 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import audit
-from ..models import AlertEvent, AlertMute, Membership, Organization
-from ..stats import PAGE_SIZE
+from reports.dashboard.stats import PAGE_SIZE
+from reports.models import AlertEvent, AlertMute, Membership, Organization
+from reports.tenancy import audit
 
 MUTE_DAYS = (1, 7, 30, 90)
 

@@ -9,9 +9,10 @@ from functools import wraps
 from django.conf import settings
 from django.http import JsonResponse
 
-from .. import ratelimit, stats
-from ..models import ApiToken, Domain, Record, Report
-from ..stats import Filters, Period, PeriodError
+from reports.dashboard import stats
+from reports.dashboard.stats import Filters, Period, PeriodError
+from reports.models import ApiToken, Domain, Record, Report
+from reports.tenancy import ratelimit
 
 COUNTS = ("messages", "both", "dkim_only", "spf_only", "dkim_aligned", "spf_aligned", "passing", "failing")
 COUNTS += ("quarantined", "rejected")

@@ -13,10 +13,10 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import urlencode
 
-from .. import charts, stats
-from ..access import current_organization, has_role
-from ..models import DailySource, Domain, Membership, Record, Sender, SourceIP
-from ..stats import Filters, Period, PeriodError
+from reports.dashboard import charts, stats
+from reports.dashboard.stats import Filters, Period, PeriodError
+from reports.models import DailySource, Domain, Membership, Record, Sender, SourceIP
+from reports.tenancy.access import current_organization, has_role
 
 SOURCE_COLUMNS = (
     ("ip", "Source IP"),

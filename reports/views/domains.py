@@ -7,20 +7,23 @@ as for a domain of another organization, so neither learns that it exists.
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import path
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import audit, health, onboarding, sources
-from ..access import has_role, organization_for
-from ..authenticity import organizational_domain
-from ..models import Domain, Membership, PolicyEvent, PolicyPlan, Report
-from ..policy import dmarc, dns
-from .dashboard import visible_domain
+from reports.intake import claims
+from reports.lib import names
+from reports.lib import resolver as dns_resolver
+from reports.lib.dnsrecords import dmarc
+from reports.lib.dnsrecords import lookups as dns
+from reports.lib.names import organizational_domain
+from reports.models import Domain, Membership, PolicyEvent, PolicyPlan, Report
+from reports.rollout import dnscheck as health
+from reports.tenancy import domains as onboarding
+from reports.tenancy.access import has_role, organization_for
+from reports.views.dashboard import visible_domain
 
 MAX_GROUPS = 200  # unclaimed policy domains listed; a flood of junk reports must not make the page huge
 
@@ -84,38 +87,11 @@ def org_domains(request, slug: str):
 def add(request, slug: str):
     organization = organization_for(request, slug, Membership.Role.ADMIN)
     try:
-        name = onboarding.clean_name(request.POST.get("name", ""))
-    except onboarding.InvalidName as exc:
+        domain, claimed = claims.add_domain(organization, request.POST.get("name", ""), request)
+    except (names.InvalidName, claims.DomainTaken) as exc:
         messages.error(request, f"Not added: {exc}")
         return redirect("org-domains", slug=organization.slug)
-    existing = onboarding.owning_domain(name)
-    if existing is not None and existing.name == name:
-        if existing.organization_id == organization.pk:
-            messages.error(request, f"Not added: {name} is already one of {organization.name}'s domains.")
-        else:
-            messages.error(request, f"Not added: {name} is already monitored by another organization.")
-        return redirect("org-domains", slug=organization.slug)
-    if existing is not None and existing.organization_id != organization.pk:
-        # Its reports go to the parent's organization; a second tenant must not split them off.
-        messages.error(request, f"Not added: {name} is under a domain another organization monitors.")
-        return redirect("org-domains", slug=organization.slug)
-    try:
-        with transaction.atomic():
-            domain = Domain.objects.create(
-                organization=organization, name=name, alert_min_messages=organization.alert_min_messages
-            )
-            claimed = domain.claim_reports()
-            audit.record(
-                request,
-                organization,
-                "domain.added",
-                name,
-                after={"name": name, "alert_min_messages": domain.alert_min_messages, "claimed": claimed},
-            )
-    except IntegrityError:  # added by someone else a moment ago
-        messages.error(request, f"Not added: {name} is already monitored.")
-        return redirect("org-domains", slug=organization.slug)
-    messages.success(request, f"{name} added: {claimed} earlier report{'s' if claimed != 1 else ''} claimed.")
+    messages.success(request, f"{domain.name} added: {claimed} earlier report{'s' if claimed != 1 else ''} claimed.")
     return redirect("domain-setup", name=domain.name)
 
 
@@ -190,7 +166,7 @@ def check(request, name: str):
         elif address:
             findings.append(f"Its rua= does not include mailto:{address}: no reports will reach this dashboard.")
             good = False
-    verification = dns.check_external_verification(domain.name, [f"mailto:{address}"], sources.make_resolver())
+    verification = dns.check_external_verification(domain.name, [f"mailto:{address}"], dns_resolver.make())
     for item in verification:
         if item.published:
             findings.append(f'{item.host} TXT "{item.value}" is published.')
@@ -225,9 +201,7 @@ def check(request, name: str):
 @require_POST
 def claim(request, name: str):
     domain = _domain_for_role(request, name, Membership.Role.ADMIN)
-    with transaction.atomic():
-        count = domain.claim_reports()
-        audit.record(request, domain.organization, "domain.claimed", domain.name, after={"count": count})
+    count = claims.claim_reports(domain, request)
     messages.success(request, f"{count} earlier report{'s' if count != 1 else ''} claimed for {domain.name}.")
     return redirect("domain-setup", name=domain.name)
 
@@ -240,18 +214,7 @@ def delete(request, name: str):
     if request.POST.get("confirm", "").strip().lower().rstrip(".") != domain.name:
         messages.error(request, f"Not deleted: type {domain.name} to confirm.")
         return redirect("domain-setup", name=domain.name)
-    with transaction.atomic():
-        # Reports are kept, unclaimed, so adding the domain again brings them back.
-        kept = Report.objects.filter(domain=domain).update(domain=None)
-        audit.record(
-            request,
-            organization,
-            "domain.deleted",
-            domain.name,
-            before={"name": domain.name, "created_at": domain.created_at.isoformat(), "reports": kept},
-            after={"deleted_at": timezone.now().isoformat()},
-        )
-        domain.delete()
+    kept = claims.delete_domain(domain, request)
     messages.success(request, f"{domain.name} deleted; {kept} report{'s' if kept != 1 else ''} kept, unclaimed.")
     return redirect("org-domains", slug=organization.slug)
 

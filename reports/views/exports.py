@@ -4,11 +4,11 @@ from itertools import islice
 
 from django.contrib.auth.decorators import login_required
 
-from .. import stats
-from ..export import csv_response
-from ..models import Record, SourceIP
-from .dashboard import period_and_filters, visible_domain
-from .reports import visible_report
+from reports.dashboard import stats
+from reports.lib.csvsafe import csv_response
+from reports.models import Record, SourceIP
+from reports.views.dashboard import period_and_filters, visible_domain
+from reports.views.reports import visible_report
 
 RATES = ("dkim_aligned_rate", "spf_aligned_rate", "passing_rate")
 COUNTS = ("messages", "dkim_aligned", "spf_aligned", "passing", "failing", "quarantined", "rejected")

@@ -11,13 +11,13 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .. import ratelimit
-from ..forms import UploadForm
-from ..ingest import ingest_stream, process_intake
-from ..models import ApiToken, Intake, Mailbox, Membership, Organization, SourceIP
-from ..parsing import ReportError
-from ..parsing.archive import CappedReader
-from ..sources import open_asn_database
+from reports.enrichment.ip_lookup import open_asn_database
+from reports.intake.pipeline import ingest_stream, process_intake
+from reports.lib.parsing import ReportError
+from reports.lib.parsing.archive import CappedReader
+from reports.models import ApiToken, Intake, Mailbox, Membership, Organization, SourceIP
+from reports.tenancy import ratelimit
+from reports.views.forms import UploadForm
 
 
 @login_required

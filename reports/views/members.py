@@ -23,10 +23,10 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from .. import audit, invitations
-from ..access import SESSION_KEY, has_role, organization_for
-from ..invitations import InvitationError
-from ..models import AlertSubscription, Invitation, Membership, Organization
+from reports.models import AlertSubscription, Invitation, Membership, Organization
+from reports.tenancy import audit, invitations
+from reports.tenancy.access import SESSION_KEY, has_role, organization_for
+from reports.tenancy.invitations import InvitationError
 
 OWNER = Membership.Role.OWNER
 LAST_OWNER = "{} is the only owner of {}: make another member an owner first."

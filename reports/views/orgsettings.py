@@ -17,12 +17,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from imapclient.exceptions import IMAPClientError
 
-from .. import audit
-from .. import mailbox as mailboxes
-from ..access import has_role, organization_for
-from ..models import ApiToken, AuditEntry, Mailbox, Membership
-from ..orgforms import MailboxForm, OrganizationSettingsForm, TokenForm
-from ..stats import PAGE_SIZE
+from reports.dashboard.stats import PAGE_SIZE
+from reports.intake import imap as mailboxes
+from reports.models import ApiToken, AuditEntry, Mailbox, Membership
+from reports.tenancy import audit
+from reports.tenancy.access import has_role, organization_for
+from reports.views.forms import MailboxForm, OrganizationSettingsForm, TokenForm
 
 ADMIN = Membership.Role.ADMIN
 OWNER = Membership.Role.OWNER

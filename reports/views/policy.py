@@ -15,10 +15,13 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .. import audit, health, readiness, rollout
-from ..models import PolicyEvent, PolicyPlan
-from ..policy import dmarc
-from .dashboard import visible_domain
+from reports.lib import stages as rollout
+from reports.lib.dnsrecords import dmarc
+from reports.models import PolicyEvent, PolicyPlan
+from reports.rollout import dnscheck as health
+from reports.rollout import readiness
+from reports.tenancy import audit
+from reports.views.dashboard import visible_domain
 
 THRESHOLD_FIELDS = (
     ("window_days", "Window (days)"),

@@ -5,9 +5,9 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseGone, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from .. import rawxml
-from ..models import Domain, Intake, Record, Report
-from ..stats import PAGE_SIZE
+from reports.dashboard.stats import PAGE_SIZE
+from reports.intake import rawxml
+from reports.models import Domain, Intake, Record, Report
 
 
 @login_required

@@ -2,7 +2,7 @@
 
 Login is two steps for a user with a confirmed TOTP device: the password alone only leaves a
 pending login in the session (for PENDING_SECONDS), and the code finishes it. Every failure,
-password or code, counts towards the lockout in reports.throttle.
+password or code, counts towards the lockout in reports.tenancy.ratelimit.
 """
 
 import logging
@@ -23,8 +23,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .. import ratelimit, throttle, twofactor
-from ..models import Membership, TotpDevice
+from reports.models import Membership, TotpDevice
+from reports.tenancy import ratelimit, twofactor
 
 logger = logging.getLogger("reports.security")
 
@@ -43,9 +43,9 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         # Checked before the password: while locked, a correct password must not be told apart.
-        minutes = throttle.locked_minutes(request.POST.get("username", ""), ratelimit.client_address(request))
+        minutes = ratelimit.login_locked_minutes(request.POST.get("username", ""), ratelimit.client_address(request))
         if minutes:
-            throttle.record_lockout_hit(request.POST.get("username", ""), ratelimit.client_address(request))
+            ratelimit.record_lockout_hit(request.POST.get("username", ""), ratelimit.client_address(request))
             return self.locked(minutes)
         return super().post(request, *args, **kwargs)
 
@@ -54,7 +54,7 @@ class LoginView(auth_views.LoginView):
         return self.render_to_response(context, status=429)
 
     def form_invalid(self, form):
-        minutes = throttle.record_failure(form.data.get("username", ""), ratelimit.client_address(self.request))
+        minutes = ratelimit.record_login_failure(form.data.get("username", ""), ratelimit.client_address(self.request))
         if minutes:
             return self.locked(minutes)
         return super().form_invalid(form)
@@ -72,8 +72,8 @@ class LoginView(auth_views.LoginView):
             }
             return redirect("login-two-factor")
         self.request.session.pop(PENDING_KEY, None)  # an abandoned code step of another account
-        throttle.clear(form.data.get("username", ""))
-        throttle.clear(user.get_username())
+        ratelimit.clear_login_failures(form.data.get("username", ""))
+        ratelimit.clear_login_failures(user.get_username())
         return super().form_valid(form)
 
 
@@ -98,21 +98,21 @@ def login_two_factor(request):
     username, address = user.get_username(), ratelimit.client_address(request)
     error, status = "", 200
     if request.method == "POST":
-        minutes = throttle.locked_minutes(username, address)
+        minutes = ratelimit.login_locked_minutes(username, address)
         if minutes:
-            throttle.record_lockout_hit(username, address)
+            ratelimit.record_lockout_hit(username, address)
             error, status = locked_message(minutes), 429
         elif twofactor.verify(device, request.POST.get("code", "")):
             pending = request.session.pop(PENDING_KEY)
             auth_login(request, user, backend=pending["backend"])
-            throttle.clear(username)
+            ratelimit.clear_login_failures(username)
             logger.info("login with two-factor code for %r from %s", username, address)
             target = pending.get("next") or ""
             if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
                 target = resolve_url(settings.LOGIN_REDIRECT_URL)
             return redirect(target)
         else:
-            minutes = throttle.record_failure(username, address, "two-factor code")
+            minutes = ratelimit.record_login_failure(username, address, "two-factor code")
             error, status = (locked_message(minutes), 429) if minutes else (CODE_WRONG, 200)
     return render(request, "registration/login_two_factor.html", {"error": error}, status=status)
 
@@ -160,9 +160,9 @@ def two_factor_disable(request):
     context, status = {"device": device}, 200
     if request.method == "POST" and device is not None:
         username, address = request.user.get_username(), ratelimit.client_address(request)
-        minutes = throttle.locked_minutes(username, address)
+        minutes = ratelimit.login_locked_minutes(username, address)
         if minutes:
-            throttle.record_lockout_hit(username, address)
+            ratelimit.record_lockout_hit(username, address)
             context["error"], status = locked_message(minutes), 429
         elif twofactor.verify(device, request.POST.get("code", "")):
             device.delete()
@@ -170,7 +170,7 @@ def two_factor_disable(request):
             messages.success(request, "Two-factor authentication is off.")
             return redirect("two-factor")
         else:
-            minutes = throttle.record_failure(username, address, "two-factor code to turn it off")
+            minutes = ratelimit.record_login_failure(username, address, "two-factor code to turn it off")
             context["error"], status = (locked_message(minutes), 429) if minutes else (CODE_WRONG, 200)
     return render(request, "registration/two_factor_disable.html", context, status=status)
 

@@ -1,6 +1,6 @@
 import io
 
-from reports.parsing import Limits, Refusal, find_documents, parse_aggregate
+from reports.lib.parsing import Limits, Refusal, find_documents, parse_aggregate
 
 
 def parse_all(data: bytes, limits: Limits | None = None, name: str = "input", salvage: bool = False):

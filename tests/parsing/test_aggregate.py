@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from reports.parsing import Limits, ReportError
+from reports.lib.parsing import Limits, ReportError
 from tests.builders import RFC9990_NS, record_xml, report_xml
 from tests.parsing.helpers import parse_one
 
@@ -157,7 +157,7 @@ def test_it_streams_records_lazily_and_fails_part_way_on_broken_xml():
     xml = report_xml([record_xml(), record_xml(), "<record><row>"])
     from io import BytesIO
 
-    from reports.parsing import parse_aggregate
+    from reports.lib.parsing import parse_aggregate
 
     report = parse_aggregate(BytesIO(xml), Limits())
     assert report.report_id == "r-1"
@@ -276,7 +276,7 @@ def test_it_accepts_large_but_legitimate_records():
 def test_it_keeps_a_multibyte_character_split_across_reads():
     import io
 
-    from reports.parsing import parse_aggregate
+    from reports.lib.parsing import parse_aggregate
 
     class Trickle(io.RawIOBase):
         """Hands the parser one byte per read, so every multi-byte character is split."""

@@ -7,9 +7,9 @@ import zlib
 
 import pytest
 
-from reports.parsing import Limits, Refusal, ReportError
-from reports.parsing.archive import sniff
-from reports.parsing.xmlstream import has_doctype
+from reports.lib.parsing import Limits, Refusal, ReportError
+from reports.lib.parsing.archive import sniff
+from reports.lib.parsing.xmlstream import has_doctype
 from tests.builders import gzipped, record_xml, report_xml, zipped
 from tests.parsing.helpers import parse_all, parse_one
 

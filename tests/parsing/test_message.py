@@ -5,7 +5,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from reports.parsing import Limits, NotAggregateReport, Refusal, ReportError
+from reports.lib.parsing import Limits, NotAggregateReport, Refusal, ReportError
 from tests.builders import gzipped, report_email, report_xml, zipped
 from tests.parsing.helpers import parse_all
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from reports import retention
+from reports.intake import retention
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from reports import demo
+from reports.management import demo
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from reports import sources
+from reports.enrichment import ip_lookup as sources
 from reports.models import SourceIP
 
 

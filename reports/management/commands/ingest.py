@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.ingest import ingest_path, iter_inputs
+from reports.intake.pipeline import ingest_path, iter_inputs
 from reports.models import Intake
 
 

@@ -4,7 +4,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from reports import listener
+from reports.intake import lmtp as listener
 
 
 def _host_port(value: str, what: str) -> tuple[str, int]:

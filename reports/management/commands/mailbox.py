@@ -3,9 +3,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.mailbox import plain_refusal
+from reports.intake.imap import plain_refusal
 from reports.models import Mailbox, Organization
-from reports.secrets import encrypt
+from reports.tenancy.secrets import encrypt
 
 
 class Command(BaseCommand):

@@ -5,9 +5,14 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
-from reports import alerts, health, readiness, retention, sources, windows
-from reports import mailbox as mailboxes
+from reports.alerts import detect as alerts
+from reports.dashboard import windows
+from reports.enrichment import ip_lookup as sources
+from reports.intake import imap as mailboxes
+from reports.intake import retention
 from reports.models import Mailbox, SourceIP
+from reports.rollout import dnscheck as health
+from reports.rollout import readiness
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.ingest import process_intake
+from reports.intake.pipeline import process_intake
 from reports.models import Intake
 
 

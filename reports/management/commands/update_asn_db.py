@@ -10,7 +10,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.enrich.asn import DEFAULT_FILENAME, DEFAULT_URL, AsnSourceError, build_database
+from reports.enrichment.asn import DEFAULT_FILENAME, DEFAULT_URL, AsnSourceError, build_database
 
 # The real file is some megabytes gzipped; the cap only stops a runaway or hostile download.
 MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024

@@ -1,0 +1,395 @@
+"""Raw input -> ledger row -> parsed reports -> database.
+
+1. The raw bytes go to the raw store and a ledger row (Intake) is committed
+   before anything is parsed, so nothing received is ever lost.
+2. Each report document inside the input is parsed and stored in its own
+   transaction; the unique ``fingerprint`` makes a re-delivered report a no-op
+   that is recorded as a duplicate.
+3. A refused document is recorded with its reason and the others go on.
+"""
+
+import functools
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from dmarcdash.logs import input_context
+from reports.intake import rawstore, rollups, signals
+from reports.intake.store import write_records
+from reports.lib.authenticity import Authenticity, check_report_authenticity
+from reports.lib.parsing import (
+    Document,
+    Limits,
+    NotAggregateReport,
+    Refusal,
+    ReportError,
+    find_documents,
+    parse_aggregate,
+)
+from reports.lib.parsing.aggregate import Report as ParsedReport
+from reports.lib.parsing.archive import peek, sniff
+from reports.models import Intake, Organization, Report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What became of one report document (or one unreadable part) of an input."""
+
+    status: str
+    name: str
+    reason: str = ""
+    domain: str = ""
+    org_name: str = ""
+    report_id: str = ""
+    records: int = 0
+    messages: int = 0
+    report: int | None = None
+    repairs: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IngestResult:
+    intake: Intake
+    outcomes: list[Outcome]
+
+
+def limits() -> Limits:
+    return Limits(**settings.DMARC_LIMITS)
+
+
+def fingerprint(report: ParsedReport) -> str:
+    """Identity of a report: the same reporter, domain, report_id and date range is the same report.
+
+    Hashed so that attacker-sized strings never reach an index.
+    """
+    parts = (
+        report.org_name.lower(),
+        report.email.lower(),
+        report.policy.domain,
+        report.report_id,
+        str(int(report.begin.timestamp())),
+        str(int(report.end.timestamp())),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def ingest_stream(
+    stream: BinaryIO, *, source: str, name: str, organization=None, caps: Limits | None = None
+) -> IngestResult:
+    """Record ``stream`` in the ledger and store every report in it."""
+    sha256, size = rawstore.save(stream)
+    intake = Intake.objects.create(source=source, name=name[:1000], sha256=sha256, size=size, organization=organization)
+    return process_intake(intake, caps)
+
+
+def ingest_path(path: Path, *, source: str = Intake.Source.CLI, caps: Limits | None = None) -> IngestResult:
+    with open(path, "rb") as stream:
+        return ingest_stream(stream, source=source, name=str(path), caps=caps)
+
+
+def ingest_bytes(data: bytes, *, source: str, name: str, organization=None, caps: Limits | None = None) -> IngestResult:
+    import io
+
+    return ingest_stream(io.BytesIO(data), source=source, name=name, organization=organization, caps=caps)
+
+
+def ingest_message(
+    raw: bytes,
+    *,
+    mailbox,
+    uidvalidity: int,
+    uid: int,
+    resume: Intake | None = None,
+    refuse: str = "",
+    caps: Limits | None = None,
+) -> IngestResult:
+    """Record one IMAP message in the ledger, once per (mailbox, UIDVALIDITY, UID), and store its reports.
+
+    ``resume`` is the message's ledger row when a crashed poll left it unfinished
+    (the caller looks them up in one query for a whole batch); otherwise the row is
+    created, and the unique constraint refuses a second one. ``refuse`` records a
+    message that was not downloaded (too large) with that reason.
+    """
+    intake = resume or record_messages(mailbox, uidvalidity, [(uid, raw)])[uid]
+    if refuse:
+        outcomes = [Outcome("refused", intake_label(intake), refuse)]
+        finish_intake(intake, outcomes)
+        return IngestResult(intake, outcomes)
+    return process_intake(intake, caps)
+
+
+def record_messages(mailbox, uidvalidity: int, messages: list[tuple[int, bytes]]) -> dict[int, Intake]:
+    """Ledger rows for a batch of fetched IMAP messages in one INSERT (their raw bytes kept first)."""
+    rows = []
+    for uid, raw in messages:
+        sha256, size = rawstore.save_bytes(raw)
+        rows.append(
+            Intake(
+                mailbox=mailbox,
+                uidvalidity=uidvalidity,
+                uid=uid,
+                source=Intake.Source.IMAP,
+                organization_id=mailbox.organization_id,
+                name=message_subject(raw),
+                sha256=sha256,
+                size=size,
+            )
+        )
+    return {intake.uid: intake for intake in Intake.objects.bulk_create(rows)}
+
+
+def message_subject(raw: bytes) -> str:
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
+    from reports.lib.parsing.message import subject
+
+    try:
+        title = subject(BytesHeaderParser(policy=compat32).parsebytes(raw[:65536]))
+    except Exception:  # a header the email package cannot parse still gets a ledger row
+        title = ""
+    return title or "(no subject)"
+
+
+def intake_label(intake: Intake) -> str:
+    if intake.source == Intake.Source.IMAP:
+        return f"uid {intake.uid}"
+    return Path(intake.name).name or intake.name
+
+
+def authenticator(raw: bytes) -> Callable[[str], Authenticity]:
+    """Check a report email's DKIM against a report's <email>, once per distinct address."""
+
+    @functools.cache
+    def check(report_email: str) -> Authenticity:
+        if not settings.DKIM_VERIFY:
+            return Authenticity(label="", signing_domains=(), detail="DKIM verification is switched off")
+        return check_report_authenticity(raw, report_email)
+
+    return check
+
+
+def process_intake(intake: Intake, caps: Limits | None = None) -> IngestResult:
+    """Parse and store the reports of a ledger row; also used to replay a refused input."""
+    # Every line logged while this input is processed names it (dmarcdash/logs.py).
+    with input_context(intake.pk):
+        return _process_intake(intake, caps)
+
+
+def _process_intake(intake: Intake, caps: Limits | None) -> IngestResult:
+    caps = caps or limits()
+    outcomes: list[Outcome] = []
+    label = intake_label(intake)
+    try:
+        with rawstore.open_raw(intake.sha256) as raw:
+            authenticate = None
+            if sniff(peek(raw)) == "email":
+                data = raw.read(caps.max_message_bytes + 1)
+                authenticate = authenticator(data)
+                raw = io.BytesIO(data)
+            for found in find_documents(raw, label, caps):
+                outcomes.append(store_document(found, intake, caps, authenticate))
+    except NotAggregateReport as exc:
+        intake.kind = exc.kind
+        outcomes.append(Outcome("kept", label, exc.reason))
+    except ReportError as exc:
+        outcomes.append(Outcome("refused", label, exc.reason))
+    except Exception as exc:
+        log.exception("intake %s failed", intake.pk)
+        outcomes.append(Outcome("failed", label, f"internal error: {type(exc).__name__}: {exc}"))
+    finish_intake(intake, outcomes)
+    log.info(
+        "%s %s: %d stored, %d duplicate, %d refused",
+        intake.get_source_display(),
+        intake.status,
+        intake.reports_stored,
+        intake.reports_duplicate,
+        intake.parts_refused,
+    )
+    return IngestResult(intake, outcomes)
+
+
+def finish_intake(intake: Intake, outcomes: list[Outcome]) -> None:
+    statuses = [o.status for o in outcomes]
+    intake.reports_stored = statuses.count("stored")
+    intake.reports_duplicate = statuses.count("duplicate")
+    intake.parts_refused = statuses.count("refused") + statuses.count("failed")
+    if "failed" in statuses:
+        intake.status = Intake.Status.FAILED
+    elif "kept" in statuses:
+        intake.status = Intake.Status.KEPT
+    elif intake.parts_refused and (intake.reports_stored or intake.reports_duplicate):
+        intake.status = Intake.Status.PARTIAL
+    elif intake.parts_refused:
+        intake.status = Intake.Status.REFUSED
+    elif intake.reports_stored:
+        intake.status = Intake.Status.STORED
+    else:
+        intake.status = Intake.Status.DUPLICATE
+    intake.error = "\n".join(f"{o.name}: {o.reason}" for o in outcomes if o.reason)[:20000]
+    intake.processed_at = timezone.now()
+    intake.save(
+        update_fields=[
+            "status",
+            "kind",
+            "error",
+            "reports_stored",
+            "reports_duplicate",
+            "parts_refused",
+            "processed_at",
+        ]
+    )
+
+
+def store_document(
+    found: Document | Refusal, intake: Intake | None, caps: Limits, authenticate: Callable | None = None
+) -> Outcome:
+    """Store one document; a strict parse failure gets one salvaging second attempt."""
+    if isinstance(found, Refusal):
+        return Outcome("refused", found.name, found.reason)
+    try:
+        return _store(found, intake, caps, authenticate, salvage=False)
+    except ReportError as exc:
+        if not exc.salvageable:
+            return Outcome("refused", found.name, exc.reason)
+        try:
+            return _store(found, intake, caps, authenticate, salvage=True)
+        except ReportError:
+            return Outcome("refused", found.name, exc.reason)
+
+
+def _store(
+    document: Document, intake: Intake | None, caps: Limits, authenticate: Callable | None, salvage: bool
+) -> Outcome:
+    """Parse and store one report in one transaction; the unique fingerprint decides duplicates.
+
+    The report row is inserted right after the header is parsed, so a duplicate is
+    refused by the database before a single record is read or a key looked up.
+    """
+    with document.open() as stream:
+        parsed = parse_aggregate(stream, caps, document.notes, salvage=salvage)
+        key = fingerprint(parsed)
+        try:
+            with transaction.atomic():
+                report, treatment = _create_report(parsed, key, intake)
+                checked = authenticate(parsed.email) if authenticate else None
+                totals = write_records(report, parsed.records)
+                _finish_report(report, totals, parsed.repairs, checked, treatment)
+                rollups.add_report(report)
+                transaction.on_commit(announce_stored)
+        except IntegrityError:
+            existing = stored_report(key)
+            if existing is None:
+                raise
+            return _outcome("duplicate", document.name, existing)
+    return _outcome("stored", document.name, report)
+
+
+def announce_stored() -> None:
+    """Tell the rest (the tasks module's receivers) that a report was committed."""
+    signals.reports_stored.send(sender=Report)
+
+
+def stored_report(key: str) -> Report | None:
+    return Report.objects.filter(fingerprint=key).first()
+
+
+def _outcome(status: str, name: str, report: Report) -> Outcome:
+    return Outcome(
+        status,
+        name,
+        domain=report.policy_domain,
+        org_name=report.org_name,
+        report_id=report.report_id,
+        records=report.record_count,
+        messages=report.message_count,
+        report=report.pk,
+        repairs=report.repairs,
+    )
+
+
+def _create_report(parsed: ParsedReport, key: str, intake: Intake | None) -> tuple[Report, str]:
+    """Insert the report row (the fingerprint refuses a duplicate here); return it and how its
+    organization treats unverified reports."""
+    policy = parsed.policy
+    domain_id, report_treatment = _domain_for(policy.domain, intake)
+    report = Report(
+        intake=intake,
+        domain_id=domain_id,
+        fingerprint=key,
+        format=parsed.format,
+        version=parsed.version[:20],
+        org_name=parsed.org_name,
+        email=parsed.email,
+        extra_contact_info=parsed.extra_contact_info,
+        report_id=parsed.report_id,
+        begin=parsed.begin,
+        end=parsed.end,
+        generator=parsed.generator,
+        errors=parsed.errors,
+        policy_domain=policy.domain,
+        p=policy.p[:20],
+        sp=policy.sp[:20],
+        np=policy.np[:20],
+        pct=policy.pct if policy.pct is not None and 0 <= policy.pct <= 100 else None,
+        testing=policy.testing[:10],
+        adkim=policy.adkim[:10],
+        aspf=policy.aspf[:10],
+        fo=policy.fo[:40],
+        discovery_method=policy.discovery_method[:20],
+    )
+    report.save(force_insert=True)
+    return report, report_treatment
+
+
+def _finish_report(
+    report: Report, totals: tuple[int, int, int], repairs: dict, checked: Authenticity | None, treatment: str
+) -> None:
+    """Totals, repairs and the authenticity label, known only once the records were read: one UPDATE."""
+    report.record_count, report.message_count, report.pass_count = totals
+    report.repairs = dict(repairs)
+    report.authenticity = checked.label if checked else ""
+    report.authenticity_detail = checked.detail if checked else ""
+    report.quarantined = (
+        checked is not None
+        and report.authenticity != Report.Authenticity.VERIFIED
+        and treatment == Organization.Unverified.QUARANTINE
+    )
+    fields = (
+        "record_count", "message_count", "pass_count", "repairs", "authenticity", "authenticity_detail", "quarantined",
+    )  # fmt: skip
+    Report.objects.filter(pk=report.pk).update(**{name: getattr(report, name) for name in fields})
+
+
+def _domain_for(name: str, intake: Intake | None) -> tuple[int | None, str]:
+    """The claimed domain a report belongs to (its policy domain's, or the nearest parent's: see
+    reports/onboarding.py), if the input came from that domain's organization or an operator, with
+    that organization's treatment of unverified reports. (One query: this runs per report.)"""
+    from reports.tenancy.domains import owning_domain
+
+    domain = owning_domain(name, intake.organization_id if intake is not None else None)
+    if domain is None:
+        return None, ""
+    return domain.pk, domain.organization.unverified_reports
+
+
+def iter_inputs(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files named, and the files under directories named, in a stable order."""
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        else:
+            yield path

@@ -1,0 +1,144 @@
+"""Retention: each organization's old report records and raw inputs are removed; the daily rollups stay.
+
+An organization with ``record_retention_days`` set loses the Record rows of its domains' reports
+whose period ended longer ago; the Report rows stay (with their totals and ``records_purged_at``)
+and so do the rollups, so the dashboard's counts do not change. With ``raw_retention_days`` set,
+its inputs received longer ago lose their raw bytes (``raw_purged_at``); the same bytes reached
+by another input that still keeps them stay in the store.
+
+Work goes in small transactions, so a run holds no lock for long and an interrupted run is
+simply resumed by the next: whatever is done is marked, whatever is not is found again.
+
+On PostgreSQL a whole month of records whose every report is due goes first, by dropping its
+partition (reports/partitions.py, which the run also asks to create the months to come);
+the rows left due, of months some report still keeps, are deleted in batches. With
+RECORD_RETENTION_SLACK_DAYS set, the due rows of a month that will go whole within that many
+days are left for the drop.
+"""
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from reports.intake import partitions, rawstore
+from reports.models import Intake, Organization, Record, Report
+
+log = logging.getLogger(__name__)
+
+BATCH = 50  # reports, or inputs, per transaction
+# Ingest writes the bytes before the ledger row that needs them is committed: a blob written
+# this recently may belong to such a row, so it is kept (that input's own retention removes it).
+FRESH_BLOB = datetime.timedelta(hours=1)
+
+
+def _cutoff(now: datetime.datetime, days: int) -> datetime.datetime | None:
+    try:
+        return now - datetime.timedelta(days=days)
+    except OverflowError:  # more days than the calendar has: nothing is that old
+        return None
+
+
+def apply(now: datetime.datetime | None = None) -> dict[str, int]:
+    """Apply every organization's retention once; return what was removed."""
+    now = now or timezone.now()
+    counts = dict.fromkeys(("organizations", "reports", "records", "inputs", "blobs"), 0)
+    partitions.maintain(now.astimezone(datetime.UTC).date())
+    _, counts["reports"], counts["records"] = partitions.drop_expired(now)
+    slack = datetime.timedelta(days=getattr(settings, "RECORD_RETENTION_SLACK_DAYS", 0))
+    waiting = [partitions.span(month) for month in partitions.due_within(now, slack)]
+    due = Organization.objects.filter(Q(record_retention_days__gt=0) | Q(raw_retention_days__gt=0)).order_by("pk")
+    for organization in due:
+        counts["organizations"] += 1
+        if organization.record_retention_days:
+            reports, records = purge_records(organization, now, waiting)
+            counts["reports"] += reports
+            counts["records"] += records
+        if organization.raw_retention_days:
+            inputs, blobs = purge_raw(organization, now)
+            counts["inputs"] += inputs
+            counts["blobs"] += blobs
+    log.info(
+        "retention: %(records)d records of %(reports)d reports and the raw bytes of %(inputs)d inputs "
+        "(%(blobs)d files) removed for %(organizations)d organizations",
+        counts,
+    )
+    return counts
+
+
+def purge_records(
+    organization: Organization, now: datetime.datetime, waiting: list[tuple[datetime.datetime, datetime.datetime]] = ()
+) -> tuple[int, int]:
+    """Delete the records of the organization's reports that ended before its record retention,
+    except those of reports beginning in the ``waiting`` spans (their month is dropped soon);
+    return (reports, records)."""
+    before = _cutoff(now, organization.record_retention_days)
+    if before is None:
+        return 0, 0
+    # Quarantined reports are not in the rollups yet: their records are all there is until
+    # someone reviews them, so they are kept.
+    due = Report.objects.filter(
+        domain__organization=organization, end__lt=before, records_purged_at=None, quarantined=False
+    )
+    for start, end in waiting:
+        due = due.exclude(begin__gte=start, begin__lt=end)
+    return purge_reports(due, now)
+
+
+def purge_reports(due, now: datetime.datetime) -> tuple[int, int]:
+    """Delete the records of the reports in ``due``, BATCH reports per transaction, and mark them;
+    return (reports, records)."""
+    due = due.order_by("pk")
+    reports = records = 0
+    while True:
+        with transaction.atomic():
+            # Skip a report being claimed or stored right now (both lock it): the next run takes it.
+            ids = list(due.select_for_update(of=("self",), skip_locked=True).values_list("pk", flat=True)[:BATCH])
+            if not ids:
+                break
+            records += Record.objects.filter(report_id__in=ids).delete()[0]
+            reports += Report.objects.filter(pk__in=ids).update(records_purged_at=now)
+    return reports, records
+
+
+def purge_raw(organization: Organization, now: datetime.datetime) -> tuple[int, int]:
+    """Remove the raw bytes of the organization's inputs received before its raw retention;
+    return (inputs marked, files deleted)."""
+    before = _cutoff(now, organization.raw_retention_days)
+    if before is None:
+        return 0, 0
+    # An input never processed has stored nothing yet: its bytes are all there is of it.
+    due = (
+        Intake.objects.filter(organization=organization, received_at__lt=before, raw_purged_at=None)
+        .exclude(status=Intake.Status.RECEIVED)
+        .order_by("pk")
+    )
+    inputs = blobs = 0
+    while True:
+        with transaction.atomic():
+            rows = list(due.select_for_update(skip_locked=True).values_list("pk", "sha256")[:BATCH])
+            if not rows:
+                break
+            inputs += Intake.objects.filter(pk__in=[pk for pk, _ in rows]).update(raw_purged_at=now)
+            digests = {sha256 for _, sha256 in rows}
+            # The same bytes can reach several inputs (and organizations): they go with the last.
+            needed = set(Intake.objects.filter(sha256__in=digests, raw_purged_at=None).values_list("sha256", flat=True))
+            # Deleted before the commit: should it fail, the inputs are found again next run, and
+            # a file already gone is no error then. The other order could leave files no run finds.
+            blobs += sum(_delete_blob(sha256, now) for sha256 in sorted(digests - needed))
+    return inputs, blobs
+
+
+def _delete_blob(sha256: str, now: datetime.datetime) -> bool:
+    path = rawstore.path_for(sha256)
+    try:
+        written = path.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if now.timestamp() - written < FRESH_BLOB.total_seconds():
+        return False
+    rawstore.delete(sha256)
+    return True

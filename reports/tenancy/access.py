@@ -1,0 +1,43 @@
+"""Who may do what in an organization: owner > admin > viewer.
+
+Owners do everything, members and deletion included; admins manage domains, mailboxes,
+tokens, policy and alerts; viewers read. Superusers act as owners everywhere. A user
+below the role a page needs gets 404, as an outsider does: neither learns more.
+"""
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from reports.models import Membership, Organization
+
+RANK = {Membership.Role.VIEWER: 0, Membership.Role.ADMIN: 1, Membership.Role.OWNER: 2}
+SESSION_KEY = "organization"
+
+
+def role_in(user, organization: Organization) -> str | None:
+    """The user's role in the organization, or None for outsiders."""
+    if not user.is_authenticated:
+        return None
+    if user.is_superuser:
+        return Membership.Role.OWNER
+    return Membership.objects.filter(user=user, organization=organization).values_list("role", flat=True).first()
+
+
+def has_role(user, organization: Organization, minimum: str) -> bool:
+    role = role_in(user, organization)
+    return role is not None and RANK[role] >= RANK[minimum]
+
+
+def organization_for(request, slug: str, minimum: str = Membership.Role.VIEWER) -> Organization:
+    """The organization named in the URL if the user holds at least ``minimum`` in it, else 404."""
+    organization = get_object_or_404(Organization.objects.for_user(request.user), slug=slug)
+    if not has_role(request.user, organization, minimum):
+        raise Http404(f"this needs the {minimum} role")
+    return organization
+
+
+def current_organization(request) -> Organization | None:
+    """The organization the user switched to (kept in the session), else their first one."""
+    mine = Organization.objects.for_user(request.user).order_by("name")
+    chosen = request.session.get(SESSION_KEY)
+    return (mine.filter(pk=chosen).first() if chosen else None) or mine.first()
