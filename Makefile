@@ -37,9 +37,11 @@ test: $(VENV)/.test-deps services lint test-postgres test-sqlite
 services:
 	./scripts/services.sh
 
+## Style (ruff) and architecture (import-linter: areas import only areas below them, lib has no Django, no cycles).
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 test-postgres: $(VENV)/.test-deps
 	DATABASE_URL=$(TEST_DATABASE_URL) SECRET_KEY=test-only DMARCDASH_DATA_DIR=$$(mktemp -d) \

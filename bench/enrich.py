@@ -39,7 +39,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from reports.enrichment import ip_lookup as sources
+    from reports.enrichment import ip_lookup
     from reports.intake.pipeline import ingest_bytes
     from reports.models import Intake, Record, Report, SourceIP
     from tests.builders import record_xml, report_xml
@@ -53,11 +53,11 @@ def main() -> None:
     try:
         dns_resolver.factory = lambda: resolver_for(server, timeout=1.0)
         started = time.perf_counter()
-        ingest_bytes(report_xml([record_xml(ip=ip) for ip in ips]), source=Intake.Source.CLI, name="bench.xml")
+        ingest_bytes(report_xml([record_xml(ip=ip) for ip in ips]), source=Intake.Channel.CLI, name="bench.xml")
         ingested = time.perf_counter() - started
         started = time.perf_counter()
-        sources.register_new_ips()
-        result = sources.enrich_due(limit=args.ips, workers=args.workers, seconds=600)
+        ip_lookup.register_new_ips()
+        result = ip_lookup.enrich_due(limit=args.ips, workers=args.workers, seconds=600)
         elapsed = time.perf_counter() - started
     finally:
         server.stop()

@@ -103,7 +103,7 @@ def seed(users: int) -> str:
     from django.contrib.auth.models import User
 
     from reports.dashboard import windows
-    from reports.enrichment import ip_lookup as sources
+    from reports.enrichment import ip_lookup
     from reports.management import demo
     from reports.models import Domain, Membership, Organization, Record, Report
 
@@ -114,7 +114,7 @@ def seed(users: int) -> str:
     if not Domain.objects.filter(name=LOAD_DOMAIN).exists():
         Domain.objects.create(organization=load, name=LOAD_DOMAIN)
         _ingest_large_domain(load)
-    sources.register_new_ips()
+    ip_lookup.register_new_ips()
     windows.refresh_stale()
     organizations = Organization.objects.filter(slug__in=[demo.ORGANIZATION_SLUG, LOAD_ORGANIZATION[1]])
     for number in range(users):
@@ -151,7 +151,7 @@ def _ingest_large_domain(organization) -> None:
                 begin=begin, seed=day * 10 + number,
             )  # fmt: skip
             result = ingest_bytes(
-                gzip.compress(out.getvalue()), source=Intake.Source.CLI, name=f"{reporter}-{day}.xml.gz",
+                gzip.compress(out.getvalue()), source=Intake.Channel.CLI, name=f"{reporter}-{day}.xml.gz",
                 organization=organization,
             )  # fmt: skip
             if result.intake.status not in (Intake.Status.STORED, Intake.Status.DUPLICATE):

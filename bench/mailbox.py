@@ -65,7 +65,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from reports.intake import imap as mailboxes
+    from reports.intake import imap
     from reports.models import Intake, Mailbox, Organization, Record, Report
     from reports.tenancy.secrets import encrypt
     from tests.dovecot import ImapAccount, append_messages, check_dovecot_available, start_dovecot
@@ -98,10 +98,10 @@ def main() -> None:
             import cProfile
 
             profile = cProfile.Profile()
-            result = profile.runcall(mailboxes.poll, mailbox)
+            result = profile.runcall(imap.poll, mailbox)
             profile.dump_stats(os.environ["BENCH_PROFILE"])
         else:
-            result = mailboxes.poll(mailbox)
+            result = imap.poll(mailbox)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         server.stop()

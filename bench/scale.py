@@ -273,7 +273,9 @@ def ingest_one(path: str) -> tuple[int, str, float, float]:
 
     python, database = time.process_time(), cpu_seconds(_worker["backend"])
     data = Path(path).read_bytes()
-    result = ingest_bytes(data, source=Intake.Source.UPLOAD, name=Path(path).name, organization=_worker["organization"])
+    result = ingest_bytes(
+        data, source=Intake.Channel.UPLOAD, name=Path(path).name, organization=_worker["organization"]
+    )
     (outcome,) = result.outcomes
     return outcome.records, outcome.status, time.process_time() - python, cpu_seconds(_worker["backend"]) - database
 

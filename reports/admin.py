@@ -16,14 +16,14 @@ import ipaddress
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename
-from django.db import transaction
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
-from reports.intake import claims, rollups
-from reports.intake.pipeline import process_intake
+from reports.alerts import triage
+from reports.enrichment import ip_lookup
+from reports.intake import claims, pipeline, rollups
+from reports.intake.imap import plain_refusal, poll
 from reports.models import (
     AlertEmail,
     AlertEvent,
@@ -48,7 +48,7 @@ from reports.models import (
     TotpDevice,
 )
 from reports.tasks import schedule_window_refresh
-from reports.tenancy import audit
+from reports.tenancy import audit, members, tokens
 from reports.tenancy.secrets import encrypt
 
 RECORDS_SHOWN = 50  # a report can hold a million records: the admin shows the first ones, the report page all
@@ -195,14 +195,10 @@ class InvitationAdmin(AuditedAdmin):
 
     @admin.action(description="Revoke the selected invitations", permissions=["operate"])
     def revoke(self, request, queryset):
-        revoked = 0
-        for invitation in queryset.filter(accepted_at=None, revoked_at=None).select_related("organization"):
-            with transaction.atomic():
-                if Invitation.objects.filter(pk=invitation.pk, revoked_at=None, accepted_at=None).update(
-                    revoked_at=timezone.now()
-                ):
-                    audit.record(request, invitation.organization, "admin.revoke-invitation", str(invitation))
-                    revoked += 1
+        revoked = sum(
+            members.revoke_invitation(invitation, request, "admin.revoke-invitation")
+            for invitation in queryset.filter(accepted_at=None, revoked_at=None).select_related("organization")
+        )
         self.message_user(request, f"{revoked} invitations revoked (accepted or already revoked ones are left)")
 
 
@@ -260,11 +256,7 @@ class DomainAdmin(AuditedAdmin):
     @admin.action(description="Rebuild the daily rollups of the selected domains", permissions=["change"])
     def rebuild_rollups(self, request, queryset):
         for domain in queryset.select_related("organization"):
-            with transaction.atomic():
-                count = rollups.rebuild(domain.pk)
-                audit.record(
-                    request, domain.organization, "admin.rebuild-rollups", domain.name, after={"reports": count}
-                )
+            count = rollups.rebuild(domain, request, "admin.rebuild-rollups")
             self.message_user(request, f"{domain.name}: rollups rebuilt from {count} reports")
         # The rebuild dropped the per-source windows: pages read the daily rows until they are refreshed.
         schedule_window_refresh()
@@ -290,7 +282,7 @@ class SenderForm(forms.ModelForm):
 
 @admin.register(Sender)
 class SenderAdmin(AuditedAdmin):
-    """Catalog senders (no organization) come from reports/enrich/senders.toml; organizations add their own."""
+    """Catalog senders (no organization) come from reports/enrichment/senders.toml; organizations add their own."""
 
     form = SenderForm
     list_display = ["name", "slug", "category", "organization"]
@@ -326,18 +318,7 @@ class SourceIPAdmin(AuditedAdmin):
     @admin.action(description="Look the selected IPs up again", permissions=["operate"])
     def look_up_again(self, request, queryset):
         # The selected rows themselves: the enrichment queue would take whichever rows are due first.
-        from reports.enrichment import ip_lookup as sources
-
-        rows = list(queryset[:500])
-        result = sources.EnrichResult()
-        database = sources.open_asn_database()
-        result.asn_database = f"{database.ranges} ranges" if database else "no ASN database installed"
-        try:
-            sources._look_up(rows, database, workers=16, seconds=60.0, result=result)
-        finally:
-            if database is not None:
-                database.close()
-        result.remaining = SourceIP.objects.filter(sources.due()).count()
+        result = ip_lookup.look_up(list(queryset[:500]), seconds=60.0)
         self.message_user(request, result.summary())
 
 
@@ -396,14 +377,10 @@ class AlertEventAdmin(AuditedAdmin):
 
     @admin.action(description="Acknowledge the selected events", permissions=["operate"])
     def acknowledge(self, request, queryset):
-        acknowledged = 0
-        for event in queryset.filter(state=AlertEvent.State.OPEN).select_related("organization"):
-            with transaction.atomic():
-                if AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(
-                    state=AlertEvent.State.ACKNOWLEDGED
-                ):
-                    audit.record(request, event.organization, "admin.acknowledge", event.title)
-                    acknowledged += 1
+        acknowledged = sum(
+            triage.acknowledge(event, request, "admin.acknowledge")
+            for event in queryset.filter(state=AlertEvent.State.OPEN).select_related("organization")
+        )
         self.message_user(request, f"{acknowledged} events acknowledged (only open ones are)")
 
 
@@ -475,21 +452,13 @@ class IntakeAdmin(ReadOnlyAdmin):
             if intake.status in (Intake.Status.STORED, Intake.Status.DUPLICATE):
                 self.message_user(request, f"{intake.name}: already stored, not replayed", messages.INFO)
                 continue
-            if intake.raw_purged_at is not None:
+            try:
+                result = pipeline.replay(intake, request, "admin.replay")
+            except pipeline.RawPurged:
                 self.message_user(
                     request, f"{intake.name}: its raw bytes were purged, it cannot be replayed", messages.WARNING
                 )
                 continue
-            before = {"status": intake.status}
-            result = process_intake(intake)
-            audit.record(
-                request,
-                intake.organization,
-                "admin.replay",
-                intake.name,
-                before=before,
-                after={"status": intake.status},
-            )
             level = messages.SUCCESS if intake.status in ("stored", "duplicate") else messages.WARNING
             summary = ", ".join(f"{o.status}" + (f": {o.reason}" if o.reason else "") for o in result.outcomes)
             self.message_user(request, f"{intake.name}: {summary}", level)
@@ -513,8 +482,6 @@ class MailboxForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        from reports.intake.imap import plain_refusal
-
         if refusal := plain_refusal(cleaned.get("security", ""), cleaned.get("host", "")):
             raise forms.ValidationError(f"{refusal}; use TLS or STARTTLS")
         has_secret = cleaned.get("password") or cleaned.get("password_env") or self.instance.password_encrypted
@@ -552,8 +519,6 @@ class MailboxAdmin(AuditedAdmin):
 
     @admin.action(description="Poll the selected mailboxes now", permissions=["change"])
     def poll_now(self, request, queryset):
-        from reports.intake.imap import poll
-
         for mailbox in queryset.select_related("organization"):
             result = poll(mailbox)
             audit.record(request, mailbox.organization, "admin.poll-now", str(mailbox), after={"error": result.error})
@@ -577,12 +542,10 @@ class ApiTokenAdmin(AuditedAdmin):
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request, queryset):
-        revoked = 0
-        for token in queryset.filter(revoked_at=None).select_related("organization"):
-            with transaction.atomic():
-                if ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now()):
-                    audit.record(request, token.organization, "admin.revoke-token", str(token))
-                    revoked += 1
+        revoked = sum(
+            tokens.revoke(token, request, "admin.revoke-token")
+            for token in queryset.filter(revoked_at=None).select_related("organization")
+        )
         self.message_user(request, f"{revoked} tokens revoked")
 
 

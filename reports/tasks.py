@@ -7,15 +7,13 @@ from django.core.cache import cache
 from django.db import DatabaseError
 from django.dispatch import receiver
 
-from reports.alerts import detect as alerts
+from reports.alerts import deliver, jobs
 from reports.dashboard import windows
-from reports.enrichment import ip_lookup as sources
-from reports.intake import imap as mailboxes
-from reports.intake import monitoring, retention
+from reports.enrichment import ip_lookup
+from reports.intake import imap, mailboxes, monitoring, retention
 from reports.intake.signals import reports_stored
 from reports.models import Mailbox
-from reports.rollout import dnscheck as health
-from reports.rollout import readiness
+from reports.rollout import dnscheck, readiness
 
 
 # While the database is away a poll can record nothing: it is retried with backoff (for a few minutes
@@ -30,24 +28,24 @@ def poll_mailbox(self, mailbox_id: int) -> str:
         return f"mailbox {mailbox_id} is gone or disabled"
     # The lease is named after the task: its retry, or its message delivered again after the worker
     # was killed (acks_late), resumes at once instead of waiting for the lease to lapse.
-    return mailboxes.poll(mailbox, token=(self.request.id or "").replace("-", "")[:32]).summary()
+    return imap.poll(mailbox, token=(self.request.id or "").replace("-", "")[:32]).summary()
 
 
 @shared_task(ignore_result=True)
 def poll_due_mailboxes() -> int:
     """Enqueue one poll per mailbox whose interval has passed (beat runs this every minute)."""
     mailboxes.sync_env_mailbox()
-    due = list(mailboxes.due_mailboxes().values_list("pk", flat=True))
+    due = list(imap.due_mailboxes().values_list("pk", flat=True))
     for mailbox_id in due:
-        poll_mailbox.apply_async((mailbox_id,), expires=mailboxes.LEASE.total_seconds())
+        poll_mailbox.apply_async((mailbox_id,), expires=imap.LEASE.total_seconds())
     return len(due)
 
 
 @shared_task(ignore_result=True, soft_time_limit=600)
 def enrich_sources() -> str:
     """Register the IPs of new reports and look up the due ones; go on while more are due."""
-    sources.register_new_ips()
-    result = sources.enrich_due()
+    ip_lookup.register_new_ips()
+    result = ip_lookup.enrich_due()
     if result.remaining and result.looked_up:
         enrich_sources.apply_async(countdown=1)
     return result.summary()
@@ -60,7 +58,7 @@ def refresh_windows() -> int:
     refreshed = windows.refresh_stale()
     readiness.refresh_stale()
     # New reports (or a new day) moved the windows: look for new failing sources, then send.
-    sent = alerts.run() if refreshed else alerts.send_due()
+    sent = jobs.run() if refreshed else deliver.send_due()
     return refreshed + sent
 
 
@@ -68,21 +66,21 @@ def refresh_windows() -> int:
 def send_alert_emails() -> int:
     """Raise the events that need no new report (a failing mailbox, reports that stopped) and send
     the alert emails that are due, retries included (beat runs this every minute)."""
-    return alerts.watch()
+    return jobs.watch()
 
 
 @shared_task(ignore_result=True, soft_time_limit=600)
 def check_dmarc_records() -> int:
     """Look up the DMARC record of the domains not checked for a while; changes become alerts,
     sent by the next send_alert_emails."""
-    return health.check_records_due()
+    return dnscheck.check_records_due()
 
 
 @shared_task(ignore_result=True)
 def send_weekly_digests() -> int:
     """Queue this week's digest for every subscriber (once a week, whatever runs it) and send."""
-    alerts.queue_digests()
-    return alerts.send_due()
+    deliver.queue_digests()
+    return deliver.send_due()
 
 
 @shared_task(ignore_result=True)

@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import User
 
-from reports.alerts import detect as alerts
+from reports.alerts import jobs
 from reports.models import AlertSubscription, Domain, Membership, Organization
 from tests.builders import record_xml
 from tests.test_dashboard import deliver
@@ -31,7 +31,7 @@ def acme():
     Domain.objects.create(organization=globex, name="globex.example")
     member(globex, "dave")
     deliver([record_xml(ip=CLEAN, count=100), record_xml(ip="198.18.0.1", count=3, dkim="fail", spf="fail")], 3)
-    alerts.run([domain])  # the first run: what already fails is known, not new
+    jobs.run([domain])  # the first run: what already fails is known, not new
     return Domain.objects.get(pk=domain.pk)
 
 

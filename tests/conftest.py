@@ -12,6 +12,20 @@ from reports.lib.parsing import Limits  # noqa: E402
 CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "parsedmarc-samples"
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """Each run gets a test database of its own (``TEST_RUN_ID``, else the process id, in its name),
+    so two runs on one machine (a developer's and CI's, two worktrees) never drop each other's."""
+    from django.conf import settings
+
+    run = os.environ.get("TEST_RUN_ID") or str(os.getpid())
+    for database in settings.DATABASES.values():
+        if "sqlite" in database["ENGINE"]:
+            continue  # in memory: already the run's own
+        test = database.setdefault("TEST", {})
+        test["NAME"] = f"{test.get('NAME') or 'test_' + database['NAME']}_{run}"
+
+
 @pytest.fixture
 def corpus() -> Path:
     if not CORPUS.is_dir():
@@ -44,7 +58,7 @@ def raw_store(settings, tmp_path):
 
 
 # The suite's IMAP server (tests/dovecot.py) is on 127.0.0.1, which an operator must allow
-# (reports/netguard.py): here for the processes tests start, below for this one. Tests of the
+# (reports/tenancy/netguard.py): here for the processes tests start, below for this one. Tests of the
 # guard itself set their own list.
 os.environ.setdefault("MAILBOX_ALLOWED_NETWORKS", "127.0.0.0/8")
 

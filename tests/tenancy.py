@@ -42,7 +42,7 @@ def build_acme() -> dict:
     domain = Domain.objects.create(organization=organization, name="example.com")
     ingest_bytes(
         report_xml([record_xml(ip=SECRET_IP, count=7)], report_id=SECRET_REPORT, begin=1700000000, end=1700086399),
-        source=Intake.Source.UPLOAD,
+        source=Intake.Channel.UPLOAD,
         name="acme.xml",
         organization=organization,
     )

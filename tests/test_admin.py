@@ -65,7 +65,7 @@ def world():
         report_xml(
             [record_xml(ip="198.51.100.7", count=3), record_xml(ip="198.51.100.8", count=2)], report_id="acme-1"
         ),
-        source=Intake.Source.UPLOAD,
+        source=Intake.Channel.UPLOAD,
         name="acme.xml",
         organization=organization,
     )
@@ -291,7 +291,7 @@ def test_replay_stores_an_input_refused_before_a_fix_and_is_audited(su, world):
     organization = world["organization"]
     refused = ingest_bytes(
         report_xml(report_id="refused-once", begin=1700100000, end=1700186399),
-        source=Intake.Source.UPLOAD,
+        source=Intake.Channel.UPLOAD,
         name="refused.xml",
         organization=organization,
         caps=Limits(max_records=0),
@@ -315,7 +315,7 @@ def test_claiming_earlier_reports_attaches_and_charts_them(su, world):
     organization = world["organization"]
     ingest_bytes(
         report_xml([record_xml(header_from="late.example")], report_id="late-1", domain="late.example"),
-        source=Intake.Source.UPLOAD,
+        source=Intake.Channel.UPLOAD,
         name="late.xml",
         organization=organization,
     )
@@ -344,7 +344,7 @@ def test_rebuilding_rollups_gives_the_same_rollups_and_is_audited(su, world):
     domain = world["domain"]
     ingest_bytes(
         report_xml([record_xml(ip="198.51.100.7", count=5)], report_id="acme-2", begin=1700000100, end=1700086399),
-        source=Intake.Source.UPLOAD,
+        source=Intake.Channel.UPLOAD,
         name="acme-2.xml",
         organization=world["organization"],
     )
@@ -477,7 +477,7 @@ def test_the_report_page_links_to_the_public_page_and_raw_xml(su, world):
 
 def test_the_report_page_shows_only_the_first_records(su, world):
     records = [record_xml(ip=f"192.0.2.{n}") for n in range(1, 61)]
-    ingest_bytes(report_xml(records, report_id="big-1"), source=Intake.Source.UPLOAD, name="big.xml")
+    ingest_bytes(report_xml(records, report_id="big-1"), source=Intake.Channel.UPLOAD, name="big.xml")
     report = Report.objects.get(report_id="big-1")
     response = su.get(url(Report, "change", report.pk))
     assert response.status_code == 200

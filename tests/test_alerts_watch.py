@@ -9,11 +9,11 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from reports.alerts import detect as alerts
-from reports.intake import imap as mailboxes
+from reports.alerts import jobs
+from reports.intake import imap
 from reports.lib import resolver as dns_resolver
 from reports.models import AlertEvent, AlertMute, AlertSubscription, Domain, Mailbox, PolicyPlan
-from reports.rollout import dnscheck as health
+from reports.rollout import dnscheck
 from reports.tenancy.secrets import encrypt
 from tests.alerting import member, recipients
 from tests.builders import record_xml
@@ -39,14 +39,14 @@ def broken_mailbox(account, organization) -> Mailbox:
 def test_a_mailbox_failing_for_an_hour_is_emailed_once_per_outage(acme, imap_account, smtp_settings, settings):
     settings.MAILBOX_ALERT_MINUTES = 60
     mailbox = broken_mailbox(imap_account, acme.organization)
-    assert "refused the login" in mailboxes.poll(mailbox).error
+    assert "refused the login" in imap.poll(mailbox).error
     mailbox.refresh_from_db()
     began = mailbox.failing_since
     assert began is not None
-    assert alerts.watch() == 0  # failing, but not for long enough yet
+    assert jobs.watch() == 0  # failing, but not for long enough yet
 
     an_hour_on = began + datetime.timedelta(minutes=61)
-    assert alerts.watch(an_hour_on) == 2
+    assert jobs.watch(an_hour_on) == 2
     received = smtp_settings.wait_for(2)
     assert recipients(received) == ["alice@example.org", "bob@example.org"]  # not Globex's dave
     message = received[0].message
@@ -58,24 +58,24 @@ def test_a_mailbox_failing_for_an_hour_is_emailed_once_per_outage(acme, imap_acc
     assert event.domain is None and event.organization == acme.organization
 
     # Still failing: the same outage is not reported again.
-    mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk))
-    assert alerts.watch(an_hour_on + datetime.timedelta(hours=2)) == 0
+    imap.poll(Mailbox.objects.get(pk=mailbox.pk))
+    assert jobs.watch(an_hour_on + datetime.timedelta(hours=2)) == 0
 
     # Fixed, then broken again later: a new outage, a new alert.
     Mailbox.objects.filter(pk=mailbox.pk).update(password_encrypted=encrypt(imap_account.password))
-    assert mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk)).error == ""
+    assert imap.poll(Mailbox.objects.get(pk=mailbox.pk)).error == ""
     assert Mailbox.objects.get(pk=mailbox.pk).failing_since is None
     Mailbox.objects.filter(pk=mailbox.pk).update(password_encrypted=encrypt("wrong-again"))
-    mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk))
+    imap.poll(Mailbox.objects.get(pk=mailbox.pk))
     began = Mailbox.objects.get(pk=mailbox.pk).failing_since
-    assert alerts.watch(began + datetime.timedelta(minutes=90)) == 2
+    assert jobs.watch(began + datetime.timedelta(minutes=90)) == 2
     assert AlertEvent.objects.filter(kind=AlertEvent.Kind.MAILBOX_FAILING).count() == 2
 
 
 def test_the_alerts_page_shows_organization_events_to_members_only(client, acme, imap_account, smtp_settings):
     mailbox = broken_mailbox(imap_account, acme.organization)
-    mailboxes.poll(mailbox)
-    alerts.watch(Mailbox.objects.get(pk=mailbox.pk).failing_since + datetime.timedelta(hours=2))
+    imap.poll(mailbox)
+    jobs.watch(Mailbox.objects.get(pk=mailbox.pk).failing_since + datetime.timedelta(hours=2))
     event = AlertEvent.objects.get(kind=AlertEvent.Kind.MAILBOX_FAILING)
     client.force_login(User.objects.get(username="carol"))  # a member, not subscribed
     page = client.get("/alerts/").content.decode()
@@ -104,14 +104,14 @@ def test_the_scheduled_dns_check_alerts_when_the_record_changes(acme, zone, smtp
     settings.DNS_CHECK_HOURS = 24
     publish(zone, "v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com")
     Domain.objects.exclude(pk=acme.pk).delete()  # Globex's domain has no records in this zone
-    assert health.check_records_due() == 1
-    assert health.check_records_due() == 0  # checked: not due again for a day
-    assert alerts.watch() == 0  # the first sight of a valid record is not a change
+    assert dnscheck.check_records_due() == 1
+    assert dnscheck.check_records_due() == 0  # checked: not due again for a day
+    assert jobs.watch() == 0  # the first sight of a valid record is not a change
 
     publish(zone, "v=DMARC1; p=none")  # someone weakened it
     tomorrow = timezone.now() + datetime.timedelta(hours=25)
-    assert health.check_records_due(now=tomorrow) == 1
-    assert alerts.watch() == 2
+    assert dnscheck.check_records_due(now=tomorrow) == 1
+    assert jobs.watch() == 2
     text = smtp_settings.wait_for(2)[0].message.get_body(("plain",)).get_content()
     assert "The DMARC record of example.com changed" in text
     assert "Was: v=DMARC1; p=quarantine; rua=mailto:dmarc@example.com. Now: v=DMARC1; p=none." in text
@@ -128,7 +128,7 @@ def test_a_subscription_limited_to_some_domains(client, acme, smtp_settings):
     client.post("/account/", {"time_zone": "", "alerts": [pk], f"domains-{pk}": [str(other.pk)]})
     assert list(AlertSubscription.objects.get(user=carol).domains.all()) == [other]
     deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
-    assert alerts.run([acme]) == 2
+    assert jobs.run([acme]) == 2
     assert "carol@example.org" not in recipients(smtp_settings.wait_for(2))
     # Ticking every domain is "all of them", so a domain added later is included.
     client.post("/account/", {"time_zone": "", "alerts": [pk], f"domains-{pk}": [str(acme.pk), str(other.pk)]})
@@ -137,7 +137,7 @@ def test_a_subscription_limited_to_some_domains(client, acme, smtp_settings):
 
 def test_a_mute_lasts_the_chosen_period(client, acme, smtp_settings):
     deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
-    alerts.run([acme])
+    jobs.run([acme])
     event = AlertEvent.objects.get(state=AlertEvent.State.OPEN)
     client.force_login(User.objects.get(username="alice"))
     assert '<option value="30">30 days</option>' in client.get("/alerts/").content.decode()

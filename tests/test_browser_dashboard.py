@@ -118,7 +118,7 @@ def deliver(org_name: str, days_ago: int, records: list[dict]) -> None:
         end=begin + 86399,
         policy=POLICY,
     )
-    ingest_bytes(data, source=Intake.Source.CLI, name=f"{org_name}-{days_ago}.xml")
+    ingest_bytes(data, source=Intake.Channel.CLI, name=f"{org_name}-{days_ago}.xml")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from reports.lib import stages as rollout
+from reports.lib import stages
 from reports.models import Domain, DomainSender, Membership, Organization, Sender
 from reports.rollout import readiness
 from tests.browser import logged_in, screenshot
@@ -84,16 +84,16 @@ def test_an_owner_clicks_a_domain_from_monitor_to_reject(page, live_server, oliv
     screenshot(page, "policy-monitor")
 
     # 5. Each stage: publish what the page asks for, check DNS, move on; weeks pass under the new record.
-    stages = [stage.label for stage in rollout.STAGES]
+    labels = [stage.label for stage in stages.STAGES]
     published = []
     while page.locator("#advance").count():
         current = page.locator("#current-stage").inner_text()
-        target = stages[stages.index(current) + 1]
+        target = labels[labels.index(current) + 1]
         expect(page.locator("main h2", has_text="Next:")).to_have_text(f"Next: {target}")
         record = page.locator("#record-value").inner_text()
         assert f"rua={RUA}" in record, record
         if "pct=" in record:
-            expect(page.locator("main")).to_contain_text(rollout.PCT_NOTE)
+            expect(page.locator("main")).to_contain_text(stages.PCT_NOTE)
         expect(page.locator("#advance")).to_be_disabled()
 
         publish(dns_zone, record)  # the operator publishes it at their DNS host
@@ -109,14 +109,14 @@ def test_an_owner_clicks_a_domain_from_monitor_to_reject(page, live_server, oliv
         expect(page.locator("#stages li.current")).to_contain_text(target)
         published.append(record)
 
-        stage = rollout.STAGES[stages.index(target)].key
+        stage = stages.STAGES[labels.index(target)].key
         weeks_pass(page, olivia, stage, record)
         expect(page.locator("#current-stage")).to_have_text(target)
         if stage != "reject":
             expect(page.locator("#ready")).to_have_text("Ready for the next stage.")
         if stage == "quarantine-25":
             expect(page.locator("#record-value")).to_contain_text("pct=50")
-            expect(page.locator("main")).to_contain_text(rollout.PCT_NOTE)
+            expect(page.locator("main")).to_contain_text(stages.PCT_NOTE)
             screenshot(page, "policy-ramp")
 
     # 6. At reject there is nothing to publish and nowhere further to go; one step back is offered.
@@ -124,14 +124,14 @@ def test_an_owner_clicks_a_domain_from_monitor_to_reject(page, live_server, oliv
     expect(page.locator("#record-value")).to_have_count(0)
     expect(page.locator("#dns-status")).to_have_count(0)
     expect(page.locator("#rollback-button")).to_have_text("Roll back to “S4 Reject, testing mode”")
-    expect(page.locator("#stages li.done")).to_have_count(len(stages) - 1)
+    expect(page.locator("#stages li.done")).to_have_count(len(labels) - 1)
     assert published[-1] == f"v=DMARC1; p=reject; rua={RUA}"
-    assert len(published) == len(stages) - 1
+    assert len(published) == len(labels) - 1
 
     # 7. The history lists every move, newest first, by olivia, with the record DNS showed.
     moves = page.locator("#history tbody tr", has_text="Moved to the next stage")
-    expect(moves).to_have_count(len(stages) - 1)
-    labels = [stage.label for stage in rollout.STAGES]
+    expect(moves).to_have_count(len(labels) - 1)
+    labels = [stage.label for stage in stages.STAGES]
     steps = zip(labels[:-1], labels[1:], published, strict=True)
     for row, (before, after, record) in zip(reversed(moves.all()), steps, strict=True):
         cells = row.locator("td")

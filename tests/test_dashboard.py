@@ -37,7 +37,7 @@ def deliver(records: list[str], days_ago: int, org_name: str = "google.com", dom
         domain=domain,
         **kw,
     )
-    return ingest_bytes(data, source=Intake.Source.CLI, name="r.xml")
+    return ingest_bytes(data, source=Intake.Channel.CLI, name="r.xml")
 
 
 @pytest.fixture

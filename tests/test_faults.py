@@ -21,8 +21,9 @@ import redis
 from django.db import connection
 from django.utils import timezone
 
-from reports.alerts import detect as alerts
-from reports.intake import imap as mailboxes
+from reports.alerts import deliver as alert_mail
+from reports.alerts import detect
+from reports.intake import imap
 from reports.models import AlertEmail, Intake, Mailbox, Report
 from tests.alerting import recipients
 from tests.builders import record_xml
@@ -190,7 +191,7 @@ def test_an_imap_connection_dropped_mid_fetch_loses_nothing_and_doubles_nothing(
     proxy = TripwireProxy(imap_account.dovecot.port, after_bytes=cut_mib * 2**20)
     mailbox = make_mailbox(imap_account, port=proxy.port)
     try:
-        first = mailboxes.poll(mailbox)
+        first = imap.poll(mailbox)
         assert proxy.tripped.is_set() and "connection lost during the poll" in first.error
         assert Mailbox.objects.get(pk=mailbox.pk).failures == 1
         assert len(folder_uids(imap_account, "INBOX")) == count - committed
@@ -199,7 +200,7 @@ def test_an_imap_connection_dropped_mid_fetch_loses_nothing_and_doubles_nothing(
 
         proxy.disarm()
         proxy.restore()
-        second = mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk))
+        second = imap.poll(Mailbox.objects.get(pk=mailbox.pk))
     finally:
         proxy.close()
     assert second.error == "" and second.stored == count - committed
@@ -262,7 +263,7 @@ def test_alert_emails_held_back_by_an_smtp_outage_are_sent_exactly_once_by_racin
     smtp_server.stop()
     deliver([record_xml(ip="203.0.113.66", count=12, dkim="fail", spf="fail")], 1, suffix="spoof")
     # Recorded by the after-ingest job, not sent by it: sending is the workers' part here.
-    assert len(alerts.queue(alerts.detect(acme))) == 2
+    assert len(alert_mail.queue(detect.new_failing_sources(acme))) == 2
     conf = env(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(smtp_server.port), FAULTS_BEAT_SECONDS="2")
     workers = [start_worker(conf, tmp_path, f"worker{n}") for n in (1, 2)]
     beat = start_beat(conf, tmp_path)

@@ -294,7 +294,7 @@ def test_any_subject_decodes_to_text(raw):
 @FUZZ
 @given(emails(PAYLOADS))
 def test_the_message_splitter_finds_the_parts_the_email_package_finds(data):
-    """On well-formed messages the splitter (reports/parsing/message.py) agrees with the stdlib parser."""
+    """On well-formed messages the splitter (reports/lib/parsing/message.py) agrees with the stdlib parser."""
     expected = [
         part.get_payload(decode=True)
         for part in message_from_bytes(data, policy=compat32).walk()

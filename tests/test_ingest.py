@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
 
 def deliver(data: bytes, name: str = "r.xml", **kwargs):
-    return ingest_bytes(data, source=Intake.Source.CLI, name=name, **kwargs)
+    return ingest_bytes(data, source=Intake.Channel.CLI, name=name, **kwargs)
 
 
 def test_it_stores_a_report_with_its_records_and_totals():

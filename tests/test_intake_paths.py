@@ -124,8 +124,8 @@ def test_the_ingestion_page_shows_mailboxes_counts_and_refusals_of_the_users_org
         organization=acme, name="rua", host="imap.example.com", username="rua", last_error="login refused", failures=3
     )
     Mailbox.objects.create(organization=globex, name="globex-rua", host="imap.globex.example", username="g")
-    ingest_bytes(b"junk-for-acme", source=Intake.Source.API, name="acme.bin", organization=acme)
-    ingest_bytes(b"junk-for-globex", source=Intake.Source.API, name="globex.bin", organization=globex)
+    ingest_bytes(b"junk-for-acme", source=Intake.Channel.API, name="acme.bin", organization=acme)
+    ingest_bytes(b"junk-for-globex", source=Intake.Channel.API, name="globex.bin", organization=globex)
     client.force_login(member(acme, "alice", "viewer"))
     page = client.get("/ingestion/").content.decode()
     assert "rua@imap.example.com" in page and "login refused (3 failed polls in a row)" in page
@@ -136,7 +136,7 @@ def test_the_ingestion_page_shows_mailboxes_counts_and_refusals_of_the_users_org
 
 def test_an_admin_replays_a_refused_input_from_the_ingestion_page(client, acme, settings):
     settings.DMARC_LIMITS = {**settings.DMARC_LIMITS, "max_records": 1}
-    ingest_bytes(report_xml([record_xml()] * 2), source=Intake.Source.API, name="two.xml", organization=acme)
+    ingest_bytes(report_xml([record_xml()] * 2), source=Intake.Channel.API, name="two.xml", organization=acme)
     intake = Intake.objects.get()
     settings.DMARC_LIMITS = {**settings.DMARC_LIMITS, "max_records": 10}
     outsider = member(Organization.objects.create(name="Globex", slug="globex"), "bob", "owner")

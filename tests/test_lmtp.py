@@ -111,7 +111,7 @@ def test_a_report_delivered_over_lmtp_is_stored(intake_server, acme):
     report = Report.objects.get(report_id="r-1")
     assert report.domain.name == "example.com" and report.message_count == 7
     intake = report.intake
-    assert intake.source == Intake.Source.LMTP and intake.status == Intake.Status.STORED
+    assert intake.source == Intake.Channel.LMTP and intake.status == Intake.Status.STORED
     assert intake.name.startswith("Report Domain: example.com")
 
 
@@ -208,23 +208,22 @@ def test_smtp_works_too_and_mail_that_is_no_report_is_accepted_with_its_reason_i
         assert client.sendmail("someone@else.example", [ADDRESS], not_a_report) == {}
     assert Report.objects.filter(report_id="r-smtp").count() == 1
     refused = Intake.objects.get(name="hello")
-    assert refused.source == Intake.Source.LMTP
+    assert refused.source == Intake.Channel.LMTP
     assert refused.status == Intake.Status.REFUSED and refused.error
 
 
 def test_a_retry_finishes_the_ledger_row_an_attempt_left_unfinished(acme, tmp_path, settings):
     """The database went away after the input's row was written: the retry completes that row."""
-    from reports.intake import lmtp as listener
-    from reports.intake import rawstore
+    from reports.intake import lmtp, rawstore
 
     settings.RAW_STORE_DIR = tmp_path
     settings.DKIM_VERIFY = False
     data = message("r-half")
     sha256, size = rawstore.save_bytes(data)
     left = Intake.objects.create(
-        source=Intake.Source.LMTP, name="half", sha256=sha256, size=size, organization=None, status="failed"
+        source=Intake.Channel.LMTP, name="half", sha256=sha256, size=size, organization=None, status="failed"
     )
-    reply = listener.deliver(data, None)
+    reply = lmtp.deliver(data, None)
     assert reply == f"250 2.0.0 input {left.pk} stored"
     assert list(Intake.objects.values_list("pk", "status")) == [(left.pk, "stored")]
     assert Report.objects.get(report_id="r-half").intake_id == left.pk

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from reports.intake import imap as mailboxes
+from reports.intake import imap, mailboxes
 from reports.models import Intake, Mailbox, Organization, Record, Report
 from reports.tenancy.secrets import encrypt
 from tests.builders import gzipped, record_xml, report_email, report_xml, zipped
@@ -114,7 +114,7 @@ def test_it_drains_a_mailbox_of_real_world_messages(imap_account):
     append_messages(imap_account, "INBOX", [make() for make in SEED])
     mailbox = make_mailbox(imap_account)
 
-    result = mailboxes.poll(mailbox)
+    result = imap.poll(mailbox)
 
     assert result.error == ""
     assert (result.stored, result.duplicate, result.refused, result.kept, result.moved) == (3, 1, 2, 1, 7)
@@ -137,7 +137,7 @@ def test_it_drains_a_mailbox_of_real_world_messages(imap_account):
     mailbox.refresh_from_db()
     assert mailbox.last_success_at is not None and mailbox.failures == 0 and mailbox.uidvalidity
 
-    again = mailboxes.poll(mailbox)
+    again = imap.poll(mailbox)
     assert (again.stored, again.moved) == (0, 0)
     assert Intake.objects.count() == 7
 
@@ -147,7 +147,7 @@ def test_it_drains_a_mailbox_of_real_world_messages(imap_account):
 def test_it_falls_back_to_copy_delete_expunge_without_move(imap_account_without_move):
     account = imap_account_without_move
     append_messages(account, "INBOX", [google_zip(), human_reply()])
-    result = mailboxes.poll(make_mailbox(account))
+    result = imap.poll(make_mailbox(account))
     assert (result.stored, result.refused, result.moved) == (1, 1, 2)
     assert folder_uids(account, "INBOX") == []
     assert len(folder_uids(account, "DMARC-Processed")) == 1
@@ -159,7 +159,7 @@ def test_it_refuses_an_oversized_message_without_downloading_it(imap_account, se
     settings.DMARC_LIMITS = {**settings.DMARC_LIMITS, "max_message_bytes": 2048}
     big = report_email([("r.xml", "text/xml", report_xml())], body="padding " * 1000)
     append_messages(imap_account, "INBOX", [big])
-    result = mailboxes.poll(make_mailbox(imap_account))
+    result = imap.poll(make_mailbox(imap_account))
     assert result.refused == 1
     intake = Intake.objects.get()
     assert "more than the 2 KiB cap; not downloaded" in intake.error
@@ -170,12 +170,12 @@ def test_it_refuses_an_oversized_message_without_downloading_it(imap_account, se
 @pytest.mark.django_db
 def test_it_records_a_login_failure_and_backs_off(imap_account):
     mailbox = make_mailbox(imap_account, password_encrypted=encrypt("wrong"))
-    result = mailboxes.poll(mailbox)
+    result = imap.poll(mailbox)
     assert "refused the login" in result.error
     mailbox.refresh_from_db()
     assert mailbox.failures == 1 and "refused the login" in mailbox.last_error
     assert mailbox.next_poll_at > mailbox.last_poll_at
-    assert list(mailboxes.due_mailboxes()) == []
+    assert list(imap.due_mailboxes()) == []
 
 
 @pytest.mark.django_db
@@ -183,14 +183,14 @@ def test_one_broken_mailbox_does_not_stop_the_others(dovecot, imap_account):
     append_messages(imap_account, "INBOX", [google_zip()])
     broken = make_mailbox(imap_account, name="broken", port=1)
     working = make_mailbox(imap_account)
-    results = [mailboxes.poll(m) for m in (broken, working)]
+    results = [imap.poll(m) for m in (broken, working)]
     assert "cannot connect to 127.0.0.1:1" in results[0].error
     assert results[1].stored == 1
 
 
 @pytest.mark.django_db
 def test_it_refuses_plain_imap_to_a_remote_host(imap_account):
-    result = mailboxes.poll(make_mailbox(imap_account, host="imap.example.com"))
+    result = imap.poll(make_mailbox(imap_account, host="imap.example.com"))
     assert result.error == "plain IMAP is only allowed to a loopback address, not imap.example.com"
 
 
@@ -198,9 +198,9 @@ def test_it_refuses_plain_imap_to_a_remote_host(imap_account):
 def test_it_verifies_tls_certificates_and_trusts_a_configured_ca(imap_account):
     append_messages(imap_account, "INBOX", [google_zip()])
     tls = {"security": Mailbox.Security.TLS, "port": imap_account.dovecot.tls_port}
-    refused = mailboxes.poll(make_mailbox(imap_account, name="default-ca", **tls))
+    refused = imap.poll(make_mailbox(imap_account, name="default-ca", **tls))
     assert "CERTIFICATE_VERIFY_FAILED" in refused.error
-    trusted = mailboxes.poll(make_mailbox(imap_account, ca_file=str(imap_account.dovecot.ca_file), **tls))
+    trusted = imap.poll(make_mailbox(imap_account, ca_file=str(imap_account.dovecot.ca_file), **tls))
     assert trusted.error == "" and trusted.stored == 1
 
 
@@ -208,21 +208,21 @@ def test_it_verifies_tls_certificates_and_trusts_a_configured_ca(imap_account):
 def test_it_speaks_starttls(imap_account):
     append_messages(imap_account, "INBOX", [google_zip()])
     mailbox = make_mailbox(imap_account, security=Mailbox.Security.STARTTLS, ca_file=str(imap_account.dovecot.ca_file))
-    assert mailboxes.poll(mailbox).stored == 1
+    assert imap.poll(mailbox).stored == 1
 
 
 @pytest.mark.django_db
 def test_a_second_poller_of_the_same_mailbox_does_nothing(imap_account):
     append_messages(imap_account, "INBOX", [google_zip()])
     mailbox = make_mailbox(imap_account)
-    token = mailboxes.claim(mailbox)
+    token = imap.claim(mailbox)
     assert token
-    second = mailboxes.poll(mailbox)
+    second = imap.poll(mailbox)
     assert second.skipped
     assert not Intake.objects.exists()
     assert folder_uids(imap_account, "INBOX") == [1]
-    mailboxes.release(mailbox, token)
-    assert mailboxes.poll(mailbox).stored == 1
+    imap.release(mailbox, token)
+    assert imap.poll(mailbox).stored == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -234,7 +234,7 @@ def test_two_pollers_racing_store_each_report_once(imap_account):
 
     def run():
         barrier.wait()
-        results.append(mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk)))
+        results.append(imap.poll(Mailbox.objects.get(pk=mailbox.pk)))
         connection.close()
 
     threads = [threading.Thread(target=run) for _ in range(2)]
@@ -256,9 +256,9 @@ def test_it_configures_the_default_mailbox_from_imap_url(monkeypatch, imap_accou
     mailbox = mailboxes.sync_env_mailbox()
     assert (mailbox.organization.slug, mailbox.security, mailbox.password_env) == ("default", "plain", "IMAP_URL")
     assert mailbox.password_encrypted == ""
-    assert mailboxes.poll(mailbox).stored == 1
+    assert imap.poll(mailbox).stored == 1
     monkeypatch.setenv("IMAP_URL", "imap+plain://u:p@imap.example.com/INBOX")
-    with pytest.raises(mailboxes.MailboxError, match="plain IMAP is only allowed to a loopback address"):
+    with pytest.raises(imap.MailboxError, match="plain IMAP is only allowed to a loopback address"):
         mailboxes.sync_env_mailbox()
 
 
@@ -268,7 +268,7 @@ CRASH_RUNNER = """
 import os, sys
 import django
 django.setup()
-from reports import ingest, mailbox
+from reports.intake import imap, pipeline
 from reports.models import Mailbox
 
 def die(*args, **kwargs):
@@ -276,9 +276,9 @@ def die(*args, **kwargs):
 
 point = sys.argv[2]
 if point == "after_fetch":
-    mailbox.ingest_message = die
+    imap.ingest_message = die
 elif point == "mid_transaction":
-    write_records = ingest.write_records
+    write_records = pipeline.write_records
 
     def some_then_die(report_id, records):
         def records_until_the_third():
@@ -288,10 +288,10 @@ elif point == "mid_transaction":
                 yield record
         return write_records(report_id, records_until_the_third())
 
-    ingest.write_records = some_then_die
+    pipeline.write_records = some_then_die
 elif point == "before_move":
-    mailbox._move = die
-mailbox.poll(Mailbox.objects.get(pk=int(sys.argv[1])))
+    imap._move = die
+imap.poll(Mailbox.objects.get(pk=int(sys.argv[1])))
 """
 
 
@@ -324,7 +324,7 @@ def test_killing_the_poller_loses_nothing_and_stores_nothing_twice(imap_account,
 
     # The dead poller's lease would lapse on its own after LEASE; time is moved on rather than waited for.
     Mailbox.objects.filter(pk=mailbox.pk).update(leased_until=None)
-    result = mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk))
+    result = imap.poll(Mailbox.objects.get(pk=mailbox.pk))
 
     assert result.error == ""
     assert sorted(Report.objects.values_list("report_id", "record_count")) == [("big", 5), ("p-1", 1)]
@@ -382,7 +382,7 @@ def test_idle_picks_up_new_mail_without_waiting_for_the_next_poll(imap_account):
     stop = threading.Event()
 
     def watch():
-        mailboxes.watch(Mailbox.objects.get(pk=mailbox.pk), stop=stop, idle_seconds=60)
+        imap.watch(Mailbox.objects.get(pk=mailbox.pk), stop=stop, idle_seconds=60)
         connection.close()
 
     watcher = threading.Thread(target=watch)
@@ -432,7 +432,7 @@ def test_it_fetches_bodies_in_batches_bounded_by_bytes(imap_account, monkeypatch
 
     padded = [report_email([("r.xml", "text/xml", report_xml(report_id=f"p{i}"))], body="x" * 3000) for i in range(9)]
     append_messages(imap_account, "INBOX", padded)
-    monkeypatch.setattr(mailboxes, "BATCH_BYTES", 10_000)
+    monkeypatch.setattr(imap, "BATCH_BYTES", 10_000)
     fetched: list[int] = []
     real_fetch = imapclient.IMAPClient.fetch
 
@@ -442,6 +442,6 @@ def test_it_fetches_bodies_in_batches_bounded_by_bytes(imap_account, monkeypatch
         return real_fetch(self, messages, data, *args, **kwargs)
 
     monkeypatch.setattr(imapclient.IMAPClient, "fetch", fetch)
-    result = mailboxes.poll(make_mailbox(imap_account))
+    result = imap.poll(make_mailbox(imap_account))
     assert result.stored == 9
     assert sum(fetched) == 9 and max(fetched) <= 2  # each message is ~4.5 KB: two fit in 10,000 bytes

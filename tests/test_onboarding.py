@@ -10,7 +10,7 @@ from reports.intake.pipeline import ingest_bytes
 from reports.lib import names
 from reports.lib import resolver as dns_resolver
 from reports.models import AuditEntry, DailyTotal, Domain, Intake, Membership, Organization, Report
-from reports.tenancy import domains as onboarding
+from reports.tenancy import ownership
 from tests.builders import record_xml, report_xml
 from tests.dnsserver import resolver_for
 
@@ -71,7 +71,7 @@ def publish(zone, name: str, record: str) -> None:
 def deliver(domain: str, report_id: str, organization=None, header_from: str = "") -> Report:
     ingest_bytes(
         report_xml([record_xml(header_from=header_from or domain, count=3)], domain=domain, report_id=report_id),
-        source=Intake.Source.UPLOAD if organization else Intake.Source.CLI,
+        source=Intake.Channel.UPLOAD if organization else Intake.Channel.CLI,
         name=f"{report_id}.xml",
         organization=organization,
     )
@@ -338,8 +338,8 @@ def test_a_more_specific_domain_wins_at_claim(acme):
 
 def test_a_domain_named_like_a_public_suffix_does_not_collect_its_registrants_reports(acme):
     Domain.objects.create(organization=acme, name="github.io")  # only the Django admin can do this
-    assert onboarding.owning_domain("someone.github.io") is None
-    assert onboarding.owning_domain("github.io").name == "github.io"
+    assert ownership.owning_domain("someone.github.io") is None
+    assert ownership.owning_domain("github.io").name == "github.io"
     assert names.candidates("a.b.example.co.uk") == ["a.b.example.co.uk", "b.example.co.uk", "example.co.uk"]
 
 

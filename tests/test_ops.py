@@ -172,10 +172,10 @@ def test_metrics_count_the_pipeline_and_need_the_token(web, redis_cache):
     Domain.objects.create(organization=organization, name="example.com")
     for number, count in enumerate((5, 7)):
         xml = report_xml([record_xml(count=count), record_xml(ip="198.51.100.9", count=1)], report_id=f"m-{number}")
-        ingest_bytes(xml, source=Intake.Source.UPLOAD, name=f"{number}.xml", organization=organization)
-    ingest_bytes(report_xml([record_xml()], report_id="m-0"), source=Intake.Source.API, name="again.xml")
+        ingest_bytes(xml, source=Intake.Channel.UPLOAD, name=f"{number}.xml", organization=organization)
+    ingest_bytes(report_xml([record_xml()], report_id="m-0"), source=Intake.Channel.API, name="again.xml")
     ingest_bytes(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><feedback/>', source="upload", name="xxe.xml")
-    ingest_bytes(b"PK\x03\x04 not really", source=Intake.Source.UPLOAD, name="broken.zip")
+    ingest_bytes(b"PK\x03\x04 not really", source=Intake.Channel.UPLOAD, name="broken.zip")
     mailbox = Mailbox.objects.create(
         organization=organization, name="Inbox", host="imap.acme.example", username="dmarc",
         last_poll_at=timezone.now(), last_success_at=timezone.now(), failing_since=timezone.now(),

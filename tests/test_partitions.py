@@ -64,7 +64,7 @@ def store(organization: Organization | None, day: datetime.date, report_id: str,
         end=begin + 86399,
         domain=domain,
     )
-    source = Intake.Source.UPLOAD if organization else Intake.Source.CLI
+    source = Intake.Channel.UPLOAD if organization else Intake.Channel.CLI
     result = ingest_bytes(xml, source=source, name=f"{report_id}.xml", organization=organization)
     assert result.intake.status == Intake.Status.STORED, result.outcomes
     return Report.objects.get(report_id=report_id)
@@ -350,7 +350,7 @@ def test_every_partition_has_the_record_indexes(acme):
 def test_records_carry_the_utc_day_their_report_begins(acme):
     late = datetime.datetime(2023, 11, 14, 23, 30, tzinfo=UTC)
     xml = report_xml([record_xml()], begin=int(late.timestamp()), end=int(late.timestamp()) + 86399)
-    ingest_bytes(xml, source=Intake.Source.UPLOAD, name="late.xml", organization=acme)
+    ingest_bytes(xml, source=Intake.Channel.UPLOAD, name="late.xml", organization=acme)
     report = Report.objects.get()
     assert report.day == datetime.date(2023, 11, 14)
     assert list(Record.objects.values_list("day", flat=True)) == [report.day]

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from reports.lib.dnsrecords import lookups as policy_dns
+from reports.lib.dnsrecords import lookups
 from reports.lib.dnsrecords.dkim import check_dkim
 from reports.lib.dnsrecords.dmarc import SEVERAL_RECORDS
 from reports.lib.dnsrecords.lookups import DnsError, check_external_verification, fcrdns, has_mx, lookup_dmarc, txt
@@ -55,10 +55,10 @@ def test_txt_decodes_invalid_utf8_with_replacement(dns_server, resolver):
 @pytest.mark.parametrize(
     "setup, status, reason",
     [
-        (lambda server: None, policy_dns.NXDOMAIN, "the name does not exist (NXDOMAIN)"),
-        (lambda server: server.add("example.com", "A", "192.0.2.1"), policy_dns.NO_ANSWER, "has no TXT record"),
-        (lambda server: server.servfail("example.com"), policy_dns.SERVFAIL, "SERVFAIL"),
-        (lambda server: server.drop("example.com"), policy_dns.TIMEOUT, "timed out"),
+        (lambda server: None, lookups.NXDOMAIN, "the name does not exist (NXDOMAIN)"),
+        (lambda server: server.add("example.com", "A", "192.0.2.1"), lookups.NO_ANSWER, "has no TXT record"),
+        (lambda server: server.servfail("example.com"), lookups.SERVFAIL, "SERVFAIL"),
+        (lambda server: server.drop("example.com"), lookups.TIMEOUT, "timed out"),
     ],
 )
 def test_txt_says_why_there_is_no_answer(dns_server, resolver, setup, status, reason):
@@ -70,14 +70,14 @@ def test_txt_says_why_there_is_no_answer(dns_server, resolver, setup, status, re
     assert raised.value.status == status
     assert reason in str(raised.value)
     assert str(raised.value).startswith("TXT lookup of example.com: ")
-    assert raised.value.missing == (status in (policy_dns.NXDOMAIN, policy_dns.NO_ANSWER))
+    assert raised.value.missing == (status in (lookups.NXDOMAIN, lookups.NO_ANSWER))
 
 
 def test_a_malformed_name_is_an_error_without_a_query(dns_server, resolver):
     with pytest.raises(DnsError) as raised:
         txt("a" * 64 + ".example.com", resolver)
 
-    assert raised.value.status == policy_dns.ERROR
+    assert raised.value.status == lookups.ERROR
     assert dns_server.log == []
 
 
@@ -107,7 +107,7 @@ def test_lookup_dmarc_finds_two_records(dns_server, resolver):
 def test_lookup_dmarc_without_a_record_says_so(dns_server, resolver):
     lookup = lookup_dmarc("example.com", resolver)
 
-    assert lookup.status == policy_dns.NXDOMAIN
+    assert lookup.status == lookups.NXDOMAIN
     assert lookup.result.errors == ["no DMARC record"]
     assert not lookup.result.found
 
@@ -119,8 +119,8 @@ def test_a_failed_dmarc_lookup_leaves_the_result_unknown(dns_server, resolver):
     failed = lookup_dmarc("example.com", resolver)
     timed_out = lookup_dmarc("example.net", resolver)
 
-    assert (failed.status, failed.result) == (policy_dns.SERVFAIL, None)
-    assert (timed_out.status, timed_out.result) == (policy_dns.TIMEOUT, None)
+    assert (failed.status, failed.result) == (lookups.SERVFAIL, None)
+    assert (timed_out.status, timed_out.result) == (lookups.TIMEOUT, None)
     assert timed_out.detail == "timed out"
 
 
@@ -168,7 +168,7 @@ def test_external_verification_is_looked_up_for_destinations_in_other_organizati
     assert [(c.host, c.status, c.published) for c in checks] == [
         ("example.com._report._dmarc.dmarc.example.net", "ok", True),
         ("example.com._report._dmarc.wrong.example.org", "ok", False),
-        ("example.com._report._dmarc.missing.example.org", policy_dns.NXDOMAIN, False),
+        ("example.com._report._dmarc.missing.example.org", lookups.NXDOMAIN, False),
     ]
     assert checks[1].detail == "no TXT record there starts with v=DMARC1"
     assert all(c.value == "v=DMARC1" for c in checks)
@@ -514,11 +514,11 @@ def test_a_missing_key_and_a_failed_lookup(dns_server, resolver):
     failed = check_dkim("broken", "example.com", resolver)
     invalid = check_dkim("bad selector", "example.com", resolver)
 
-    assert (missing.status, missing.found) == (policy_dns.NXDOMAIN, False)
+    assert (missing.status, missing.found) == (lookups.NXDOMAIN, False)
     assert missing.errors == ["no DKIM key at s1._domainkey.example.com: the name does not exist (NXDOMAIN)"]
-    assert failed.status == policy_dns.SERVFAIL
+    assert failed.status == lookups.SERVFAIL
     assert has(failed.errors, "could not look up broken._domainkey.example.com: the name servers failed")
-    assert (invalid.status, invalid.errors) == (policy_dns.ERROR, ["not a valid selector and domain"])
+    assert (invalid.status, invalid.errors) == (lookups.ERROR, ["not a valid selector and domain"])
 
 
 def test_a_long_key_split_into_strings_is_joined(dns_server, resolver):

@@ -64,12 +64,12 @@ def acme():
     domain = Domain.objects.create(organization=organization, name="example.com")
     for days_ago in DAYS_AGO:
         result = ingest_bytes(
-            report_bytes(days_ago), source=Intake.Source.UPLOAD, name=f"{days_ago}.xml", organization=organization
+            report_bytes(days_ago), source=Intake.Channel.UPLOAD, name=f"{days_ago}.xml", organization=organization
         )
         assert result.intake.status == Intake.Status.STORED
         age(result.intake, Report.objects.get(intake=result.intake).end)
     globex = Organization.objects.create(name="Globex", slug="globex")
-    shared = ingest_bytes(report_bytes(SHARED_DAY), source=Intake.Source.UPLOAD, name="same.xml", organization=globex)
+    shared = ingest_bytes(report_bytes(SHARED_DAY), source=Intake.Channel.UPLOAD, name="same.xml", organization=globex)
     assert shared.intake.status == Intake.Status.DUPLICATE
     organization.record_retention_days = 90
     organization.raw_retention_days = 30

@@ -6,7 +6,7 @@ import dns.resolver
 import pytest
 from django.utils import timezone
 
-from reports.lib import stages as rollout
+from reports.lib import stages
 from reports.models import Domain, DomainSender, Organization, PolicyEvent, PolicyPlan, Sender, SourceIP
 from reports.rollout import readiness
 from tests.builders import record_xml
@@ -171,21 +171,21 @@ def test_an_authorised_source_failing_after_a_change_signals_a_rollback_once(dom
 
 def test_the_pass_rate_dropping_for_two_days_is_a_rollback_reason():
     thresholds = {"rollback_source_daily": 10**9}
-    assert rollout.rollback_reason([0.99, 0.985, 0.97], 0.999, {}, thresholds) == (
+    assert stages.rollback_reason([0.99, 0.985, 0.97], 0.999, {}, thresholds) == (
         "the DMARC pass rate of authorised mail fell 1 point(s) below 99.9% for 2 days in a row"
     )
-    assert rollout.rollback_reason([0.985, 0.999, 0.985], 0.999, {}, thresholds) == ""
-    assert rollout.rollback_reason([], None, {"x": [101]}, {}) == "x (authorised) had 101 failing messages in one day"
+    assert stages.rollback_reason([0.985, 0.999, 0.985], 0.999, {}, thresholds) == ""
+    assert stages.rollback_reason([], None, {"x": [101]}, {}) == "x (authorised) had 101 failing messages in one day"
 
 
 def test_stages_go_in_order_and_monitor_is_shorter_without_mailing_lists():
-    assert [s.key for s in rollout.STAGES][:2] == ["monitor", "quarantine-testing"]
-    assert rollout.next_of("reject") is None and rollout.previous_of("monitor") is None
-    assert rollout.previous_of("reject").key == "reject-testing"
-    monitor = rollout.BY_KEY["monitor"]
-    assert rollout.min_days(monitor, rollout.DEFAULTS, mailing_lists=True) == 30
-    assert rollout.min_days(monitor, rollout.DEFAULTS, mailing_lists=False) == 7
-    verdict = rollout.evaluate("monitor", rollout.Metrics(), {}, days_in_stage=3, mailing_lists=False)
+    assert [s.key for s in stages.STAGES][:2] == ["monitor", "quarantine-testing"]
+    assert stages.next_of("reject") is None and stages.previous_of("monitor") is None
+    assert stages.previous_of("reject").key == "reject-testing"
+    monitor = stages.BY_KEY["monitor"]
+    assert stages.min_days(monitor, stages.DEFAULTS, mailing_lists=True) == 30
+    assert stages.min_days(monitor, stages.DEFAULTS, mailing_lists=False) == 7
+    verdict = stages.evaluate("monitor", stages.Metrics(), {}, days_in_stage=3, mailing_lists=False)
     assert verdict.min_days == 7 and not verdict.ready
 
 
@@ -199,8 +199,8 @@ def test_readiness_is_recomputed_when_reports_arrive_and_not_otherwise(domain):
 
 
 def test_minimum_durations_are_editable_per_domain():
-    ramp = rollout.BY_KEY["quarantine-25"]
-    assert rollout.min_days(ramp, rollout.DEFAULTS, mailing_lists=True) == 7
-    assert rollout.min_days(ramp, {**rollout.DEFAULTS, "days_quarantine-25": 3}, mailing_lists=True) == 3
-    verdict = rollout.evaluate("quarantine-25", rollout.Metrics(), {"days_quarantine-25": 3}, 3, True)
+    ramp = stages.BY_KEY["quarantine-25"]
+    assert stages.min_days(ramp, stages.DEFAULTS, mailing_lists=True) == 7
+    assert stages.min_days(ramp, {**stages.DEFAULTS, "days_quarantine-25": 3}, mailing_lists=True) == 3
+    verdict = stages.evaluate("quarantine-25", stages.Metrics(), {"days_quarantine-25": 3}, 3, True)
     assert verdict.min_days == 3

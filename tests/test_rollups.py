@@ -16,7 +16,7 @@ DAY = 1700000000  # 2023-11-14 22:13:20 UTC
 
 
 def deliver(data: bytes):
-    return ingest_bytes(data, source=Intake.Source.CLI, name="r.xml")
+    return ingest_bytes(data, source=Intake.Channel.CLI, name="r.xml")
 
 
 @pytest.fixture
@@ -116,6 +116,6 @@ def test_a_rebuild_gives_the_same_rollups_as_ingest(domain):
         return sorted(DailySource.objects.values_list("day", "source_ip", "dkim", "messages", "records"))
 
     before = snapshot()
-    assert rollups.rebuild(domain.pk) == 3
+    assert rollups.rebuild(domain) == 3
     assert snapshot() == before
     assert totals(DailyTotal) == Record.objects.aggregate(total=Sum("count"))["total"] == 12

@@ -168,7 +168,7 @@ def test_uploads_are_rate_limited_per_user(client, settings, clock, empty_cache)
 @pytest.mark.django_db
 def test_no_secret_reaches_the_logs(client, caplog, settings, imap_account, empty_cache):
     """Passwords typed at login, API tokens, mailbox passwords and the secret key never appear in a log line."""
-    from reports.intake import imap as mailboxes
+    from reports.intake import imap
     from reports.models import Mailbox
     from reports.tenancy.secrets import encrypt
 
@@ -186,7 +186,7 @@ def test_no_secret_reaches_the_logs(client, caplog, settings, imap_account, empt
         organization=organization, name="Inbox", host=imap_account.dovecot.host, port=imap_account.dovecot.port,
         security=Mailbox.Security.PLAIN, username=imap_account.username, password_encrypted=encrypt(mailbox_password),
     )  # fmt: skip
-    mailboxes.poll(mailbox)  # a wrong password: the failure is logged, the password is not
+    imap.poll(mailbox)  # a wrong password: the failure is logged, the password is not
     mailbox.refresh_from_db()
     assert mailbox.last_error
     text = "\n".join(
@@ -240,7 +240,7 @@ def test_an_admin_cannot_save_a_mailbox_pointing_inside(client, settings):
 
 @pytest.mark.django_db
 def test_a_saved_mailbox_whose_host_points_inside_is_not_connected_to(settings, imap_account):
-    from reports.intake import imap as mailboxes
+    from reports.intake import imap
     from reports.models import Mailbox
     from reports.tenancy.secrets import encrypt
 
@@ -252,13 +252,13 @@ def test_a_saved_mailbox_whose_host_points_inside_is_not_connected_to(settings, 
         password_encrypted=encrypt(imap_account.password),
     )  # fmt: skip
     logins_before = imap_account.dovecot.log().count(f"user=<{imap_account.username}>")
-    result = mailboxes.poll(mailbox)
+    result = imap.poll(mailbox)
     assert "is not a public address" in result.error
     assert imap_account.dovecot.log().count(f"user=<{imap_account.username}>") == logins_before
     settings.MAILBOX_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     mailbox.refresh_from_db()
     Mailbox.objects.filter(pk=mailbox.pk).update(next_poll_at=None, failures=0)
-    assert mailboxes.poll(Mailbox.objects.get(pk=mailbox.pk)).error == ""
+    assert imap.poll(Mailbox.objects.get(pk=mailbox.pk)).error == ""
 
 
 @pytest.mark.django_db

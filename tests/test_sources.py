@@ -5,8 +5,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from reports.enrichment import inventory
-from reports.enrichment import ip_lookup as sources
+from reports.enrichment import inventory, ip_lookup
 from reports.intake.pipeline import ingest_bytes
 from reports.lib import resolver as dns_resolver
 from reports.models import Intake, Record, Report, Sender, SourceIP
@@ -23,7 +22,7 @@ def dns(dns_server, monkeypatch):
 
 
 def deliver(records: list[str], report_id: str = "r-1") -> None:
-    ingest_bytes(report_xml(records, report_id=report_id), source=Intake.Source.CLI, name="r.xml")
+    ingest_bytes(report_xml(records, report_id=report_id), source=Intake.Channel.CLI, name="r.xml")
 
 
 def test_ingest_only_registers_work_and_enrichment_fills_it_in(dns):
@@ -33,10 +32,10 @@ def test_ingest_only_registers_work_and_enrichment_fills_it_in(dns):
     dns.add("liar.example.net", "A", "198.51.100.9")
     deliver([record_xml(ip="192.0.2.1"), record_xml(ip="192.0.2.2"), record_xml(ip="192.0.2.3")])
     assert not dns.queries  # ingest did no DNS
-    assert sources.register_new_ips() == 3
-    assert sources.register_new_ips() == 0
+    assert ip_lookup.register_new_ips() == 3
+    assert ip_lookup.register_new_ips() == 0
 
-    result = sources.enrich_due()
+    result = ip_lookup.enrich_due()
 
     assert result.looked_up == 3 and result.remaining == 0
     google = SourceIP.objects.get(ip="192.0.2.1")
@@ -54,25 +53,25 @@ def test_ingest_only_registers_work_and_enrichment_fills_it_in(dns):
 def test_a_dns_outage_degrades_to_unknown_and_is_retried(dns):
     dns.drop("4.2.0.192.in-addr.arpa")
     deliver([record_xml(ip="192.0.2.4")])
-    sources.register_new_ips()
-    sources.enrich_due()
+    ip_lookup.register_new_ips()
+    ip_lookup.enrich_due()
     row = SourceIP.objects.get()
     assert (row.rdns_status, row.forward_confirmed) == ("timeout", None)
-    assert row.expires_at - row.looked_up_at == sources.RETRY
+    assert row.expires_at - row.looked_up_at == ip_lookup.RETRY
     dns.clear()
     dns.add("4.2.0.192.in-addr.arpa", "PTR", "o1.ptr1.sendgrid.net.")
     dns.add("o1.ptr1.sendgrid.net", "A", "192.0.2.4")
     row.expires_at = row.looked_up_at
     row.save()
-    sources.enrich_due()
+    ip_lookup.enrich_due()
     row.refresh_from_db()
     assert (row.rdns_status, row.forward_confirmed, row.sender.slug) == ("ok", True, "sendgrid")
 
 
 def test_it_names_a_sender_from_the_dkim_domain_when_the_ip_says_nothing(dns):
     deliver([record_xml(ip="203.0.113.7", dkim_auth=(("bounce.amazonses.com", "x", "pass"),))])
-    sources.register_new_ips()
-    sources.enrich_due()
+    ip_lookup.register_new_ips()
+    ip_lookup.enrich_due()
     row = SourceIP.objects.get()
     assert row.sender.slug == "amazon-ses"
     assert "amazonses.com" in row.sender_evidence
@@ -89,7 +88,7 @@ def test_ten_thousand_distinct_ips_enrich_after_an_ingest_that_did_not_wait(dnsm
     out = io.StringIO()
     call_command("enrich", stdout=out)
     assert "10001 new source IPs registered" in out.getvalue()
-    assert not SourceIP.objects.filter(sources.due()).exists()
+    assert not SourceIP.objects.filter(ip_lookup.due()).exists()
     assert SourceIP.objects.filter(forward_confirmed=True).count() == 2000
     assert SourceIP.objects.filter(rdns_status="no-ptr").count() == 8001
     assert Report.objects.filter(sources_registered=False).count() == 0

@@ -33,7 +33,7 @@ def bob():
 
 
 def deliver(**kwargs) -> None:
-    ingest_bytes(report_xml(**kwargs), source=Intake.Source.CLI, name="r.xml")
+    ingest_bytes(report_xml(**kwargs), source=Intake.Channel.CLI, name="r.xml")
 
 
 def test_it_asks_for_a_login(client):
@@ -59,7 +59,7 @@ def test_it_lists_only_the_reports_of_the_users_domains(client, alice, bob):
 def test_it_shows_unclaimed_reports_and_refused_inputs_to_superusers(client):
     admin = User.objects.create_superuser("root", password="root-password")
     deliver(domain="nobody.example", report_id="unclaimed-report")
-    ingest_bytes(b"not a report", source=Intake.Source.CLI, name="junk.bin")
+    ingest_bytes(b"not a report", source=Intake.Channel.CLI, name="junk.bin")
     client.force_login(admin)
     page = client.get("/reports/").content.decode()
     assert "unclaimed-report" in page
@@ -79,7 +79,7 @@ def test_it_renders_report_text_inert(client, alice):
 def test_it_gives_superusers_a_ledger_with_a_replay_action_in_the_admin(client, settings):
     admin = User.objects.create_superuser("root", password="root-password")
     settings.DMARC_LIMITS = {**settings.DMARC_LIMITS, "max_records": 1}
-    ingest_bytes(report_xml(records=[record_xml()] * 2), source=Intake.Source.CLI, name="big.xml")
+    ingest_bytes(report_xml(records=[record_xml()] * 2), source=Intake.Channel.CLI, name="big.xml")
     intake = Intake.objects.get()
     assert intake.status == "refused"
     client.force_login(admin)

@@ -50,7 +50,7 @@ def hostile(client):
         end=begin + 86399,
         metadata_extra=f"<extra_contact_info>{evil}</extra_contact_info><error>{evil}</error>",
     )
-    ingest_bytes(data, source=Intake.Source.CLI, name="evil.xml")
+    ingest_bytes(data, source=Intake.Channel.CLI, name="evil.xml")
     sender = Sender.objects.create(organization=organization, slug="evil", name=" ".join(PAYLOADS))
     SourceIP.objects.create(ip=IP, ptr=" ".join(PAYLOADS), sender=sender, as_name=" ".join(PAYLOADS))
     client.force_login(alice)

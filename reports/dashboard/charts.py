@@ -1,4 +1,4 @@
-"""Plotly figures built from the rows reports/stats.py returns.
+"""Plotly figures built from the rows reports/dashboard/stats.py returns.
 
 Each function returns the figure as a plain dict (data, layout); templates pass it
 through ``json_script`` and static/js/charts.js draws it, so no report text is ever

@@ -19,8 +19,11 @@ from django.db.models import Count, Exists, F, FloatField, Max, Min, OuterRef, Q
 from django.db.models.functions import Cast, NullIf, TruncDate
 
 from reports.dashboard import windows
-from reports.lib import stages as rollout
+from reports.lib import stages
 from reports.models import (
+    DKIM_ALIGNED,
+    FAILING,
+    SPF_ALIGNED,
     DailyDkim,
     DailySource,
     DailyTotal,
@@ -31,6 +34,7 @@ from reports.models import (
     Sender,
     SourceIP,
     SourceWindow,
+    passing_messages,
 )
 
 PRESETS = windows.PRESETS
@@ -132,8 +136,9 @@ class Filters:
 
 
 @dataclass
-class Source:
-    """A queryset over one of the three sources of numbers, and the names of its fields."""
+class Table:
+    """A queryset over one of the three tables that answer (records, or one of two rollups), and the
+    names of its fields."""
 
     rows: object
     messages: str
@@ -142,7 +147,7 @@ class Source:
     fields: dict = field(default_factory=dict)
 
 
-def _rows(domain: Domain, period: Period, filters: Filters, *, by_ip: bool = False, per_report: bool = False) -> Source:
+def _rows(domain: Domain, period: Period, filters: Filters, *, by_ip: bool = False, per_report: bool = False) -> Table:
     """The narrowest table that can answer: ``by_ip`` needs source IPs, ``per_report`` the
     reporter and override reason of each message."""
     needs_ip = by_ip or filters.sender is not None
@@ -154,15 +159,15 @@ def _rows(domain: Domain, period: Period, filters: Filters, *, by_ip: bool = Fal
                 | Q(report__org_name="", report__email__iendswith="@" + filters.reporter)
             )
         fields = {"authenticity": "report__authenticity", "reporter": "report__org_name", "reason": "reasons__0__type"}
-        source = Source(rows, "count", TruncDate("report__begin", tzinfo=UTC), True, fields)
+        source = Table(rows, "count", TruncDate("report__begin", tzinfo=UTC), True, fields)
     elif needs_ip:
         rows = DailySource.objects.filter(domain=domain, day__gte=period.start, day__lte=period.end)
-        source = Source(rows, "messages", F("day"), True)
+        source = Table(rows, "messages", F("day"), True)
     else:
         rows = DailyTotal.objects.filter(domain=domain, day__gte=period.start, day__lte=period.end)
         if filters.reporter:
             rows = rows.filter(reporter=filters.reporter)
-        source = Source(rows, "messages", F("day"), False)
+        source = Table(rows, "messages", F("day"), False)
     conditions = {}
     if filters.header_from:
         conditions["header_from"] = filters.header_from
@@ -179,8 +184,8 @@ def _rows(domain: Domain, period: Period, filters: Filters, *, by_ip: bool = Fal
 
 def _sums(messages: str) -> dict:
     """Messages, split by the aligned results a DMARC verdict is made of."""
-    dkim = Q(dkim="pass")
-    spf = Q(spf="pass")
+    dkim = DKIM_ALIGNED
+    spf = SPF_ALIGNED
     # "messages" comes last: on a rollup it is also a column, and an aggregate of that name
     # defined first would be what the other Sum("messages") refer to.
     return {
@@ -189,7 +194,7 @@ def _sums(messages: str) -> dict:
         "spf_only": Sum(messages, filter=~dkim & spf, default=0),
         "dkim_aligned": Sum(messages, filter=dkim, default=0),
         "spf_aligned": Sum(messages, filter=spf, default=0),
-        "passing": Sum(messages, filter=dkim | spf, default=0),
+        "passing": passing_messages(messages),
         "quarantined": Sum(messages, filter=Q(disposition="quarantine"), default=0),
         "rejected": Sum(messages, filter=Q(disposition="reject"), default=0),
         "messages": Sum(messages, default=0),
@@ -341,7 +346,7 @@ def top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 1
         source = _rows(domain, period, filters, by_ip=True)
         rows = (
             source.rows.values("source_ip")
-            .annotate(passing=Sum(source.messages, filter=Q(dkim="pass") | Q(spf="pass"), default=0))
+            .annotate(passing=passing_messages(source.messages))
             .annotate(messages=Sum(source.messages))
             .order_by("-messages", "source_ip")
         )
@@ -426,7 +431,7 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
     for row in (
         DailyTotal.objects.filter(**in_period)
         .values("domain", "day")
-        .annotate(passing=Sum("messages", filter=Q(dkim="pass") | Q(spf="pass"), default=0), messages=Sum("messages"))
+        .annotate(passing=passing_messages(), messages=Sum("messages"))
         .order_by()
     ):
         per_day.setdefault(row["domain"], {})[row["day"]] = row
@@ -434,8 +439,7 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
     failing = dict(
         DailySource.objects.filter(**in_period)
         .exclude(domain__in=windowed)
-        .exclude(dkim="pass")
-        .exclude(spf="pass")
+        .filter(FAILING)
         .values("domain")
         .annotate(ips=Count("source_ip", distinct=True))
         .values_list("domain", "ips")
@@ -446,8 +450,8 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
         .annotate(ips=Count("source_ip"))
         .values_list("domain", "ips")
     )
-    stages = {
-        plan.domain_id: rollout.BY_KEY.get(plan.stage, rollout.PARKED).label
+    stage_labels = {
+        plan.domain_id: stages.BY_KEY.get(plan.stage, stages.PARKED).label
         for plan in PolicyPlan.objects.filter(domain__in=ids).only("domain_id", "stage")
     }
     # One indexed query per domain: the newest report says which policy reporters see.
@@ -473,7 +477,7 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
                 "volume": [days[day]["messages"] if day in days else 0 for day in period.dates()],
                 "failing_sources": failing.get(domain.pk, 0),
                 "policy": latest.get(domain.pk),
-                "stage": stages.get(domain.pk),
+                "stage": stage_labels.get(domain.pk),
                 "last_received": last,
                 "stale": last is not None and now - last > STALE_AFTER,
             }
@@ -496,7 +500,7 @@ def source_reporters(domain: Domain, period: Period, ip: str) -> list[dict]:
         .filter(report__domain=domain, report__quarantined=False, source_ip=ip)
         .values("report__org_name")
         .annotate(
-            passing=Sum("count", filter=Q(dkim="pass") | Q(spf="pass"), default=0),
+            passing=passing_messages("count"),
             messages=Sum("count"),
             reports=Count("report", distinct=True),
         )

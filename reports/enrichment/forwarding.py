@@ -10,6 +10,7 @@ confidence and the evidence, so the operator can judge.
 from dataclasses import dataclass
 
 from reports.lib.names import organizational_domain
+from reports.lib.parsing.aggregate import passes_dmarc
 
 RECEIVER_SAYS = {"forwarded", "mailing_list", "trusted_forwarder"}
 
@@ -32,9 +33,16 @@ def aligned(domain: str, header_from: str) -> bool:
 
 
 def classify(*, dkim: str, spf: str, header_from: str, reasons: list[dict], dkim_results: list[dict]) -> Forwarding:
-    """Classify one report record (its policy_evaluated results, reasons and DKIM auth results)."""
-    if dkim == "pass" or spf == "pass":
+    """Classify one report record (its policy_evaluated results, reasons and DKIM auth results).
+
+    The one rule for "broken in transit": readiness (M6) counts the messages it says are likely
+    forwarded, and the dashboard and alerts show its verdict and evidence.
+    """
+    if passes_dmarc(dkim, spf):
         return NOT_FORWARDED
+    # Stored JSON: lists of dicts as the parser wrote them, but nothing here trusts that.
+    reasons = [reason for reason in reasons or () if isinstance(reason, dict)]
+    dkim_results = [result for result in dkim_results or () if isinstance(result, dict)]
     for reason in reasons:
         kind = reason.get("type", "")
         if kind in RECEIVER_SAYS:

@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from reports.enrichment import asn as asn_db
+from reports.enrichment import asn
 from reports.enrichment.catalog import Catalog, SenderMatch, default_catalog, load_catalog
 from reports.lib import rdns
 from reports.lib import resolver as dns_resolver
@@ -91,10 +91,10 @@ def asn_database_path() -> Path:
     return Path(getattr(settings, "ASN_DATABASE", settings.DATA_DIR / "asn.sqlite3"))
 
 
-def open_asn_database() -> "asn_db.AsnDatabase | None":
+def open_asn_database() -> "asn.AsnDatabase | None":
     try:
-        return asn_db.open_database(asn_database_path())
-    except asn_db.AsnDatabaseMissing as exc:
+        return asn.open_database(asn_database_path())
+    except asn.AsnDatabaseMissing as exc:
         log.info("no ASN database: %s", exc)
         return None
 
@@ -147,14 +147,20 @@ def match_sender(row: SourceIP, senders: Catalog, domains: tuple[list[str], list
 
 def enrich_due(*, limit: int = 2000, workers: int = 16, seconds: float = 240.0) -> EnrichResult:
     """Look up the due source IPs (at most ``limit``, within ``seconds``) and save what was found."""
+    return look_up(claim(limit), workers=workers, seconds=seconds)
+
+
+def look_up(rows: list[SourceIP], *, workers: int = 16, seconds: float = 240.0) -> EnrichResult:
+    """Look these rows up now (the admin's "look up again" picks them; the schedule takes the due ones)."""
     result = EnrichResult()
-    rows = claim(limit)
     database = open_asn_database()
     result.asn_database = f"{database.ranges} ranges" if database else "no ASN database installed"
-    if rows:
-        _look_up(rows, database, workers, seconds, result)
-    if database is not None:
-        database.close()
+    try:
+        if rows:
+            _look_up(rows, database, workers, seconds, result)
+    finally:
+        if database is not None:
+            database.close()
     result.remaining = SourceIP.objects.filter(due()).count()
     return result
 

@@ -4,7 +4,7 @@ and deleting it. Each is one transaction with its audit entry.
 Reports wait unclaimed (``domain`` empty) until their policy domain (or a parent up to the
 organizational domain) is added. Only reports an operator imported or the domain's own
 organization received are claimed: another tenant cannot plant reports in a domain before it is
-added (``reports.tenancy.domains.claimable`` says which).
+added (``reports.tenancy.ownership.claimable`` says which).
 """
 
 from django.db import IntegrityError, transaction
@@ -13,8 +13,7 @@ from django.utils import timezone
 from reports.intake import rollups
 from reports.lib import names
 from reports.models import Domain, Organization, Report
-from reports.tenancy import audit
-from reports.tenancy import domains as onboarding
+from reports.tenancy import audit, ownership
 
 
 class DomainTaken(ValueError):
@@ -28,7 +27,7 @@ def claim_reports(domain: Domain, actor=None, action: str = "domain.claimed") ->
     entry, for callers whose own entry already says it (adding a domain).
     """
     with transaction.atomic():
-        claimed = list(onboarding.claimable(domain).select_for_update(of=("self",)))
+        claimed = list(ownership.claimable(domain).select_for_update(of=("self",)))
         Report.objects.filter(pk__in=[report.pk for report in claimed]).update(domain=domain)
         for report in claimed:
             report.domain = domain
@@ -45,7 +44,7 @@ def add_domain(organization: Organization, raw_name: str, actor) -> tuple[Domain
     a parent domain) another organization monitors, or one this organization already has.
     """
     name = names.clean_name(raw_name)
-    existing = onboarding.owning_domain(name)
+    existing = ownership.owning_domain(name)
     if existing is not None and existing.name == name:
         if existing.organization_id == organization.pk:
             raise DomainTaken(f"{name} is already one of {organization.name}'s domains.")

@@ -336,50 +336,6 @@ def due_mailboxes():
     return Mailbox.objects.filter(enabled=True).filter(Q(next_poll_at__isnull=True) | Q(next_poll_at__lte=now))
 
 
-def mailbox_from_url(url: str, env_name: str = "IMAP_URL") -> Mailbox:
-    """Create or update the default organization's mailbox from ``imaps://user:password@host:993/INBOX``.
-
-    imaps:// is implicit TLS, imap:// is STARTTLS, and imap+plain:// is plain IMAP,
-    accepted for loopback hosts only. The password stays in the environment.
-    """
-    from urllib.parse import unquote, urlsplit
-
-    from reports.models import Organization
-
-    parts = urlsplit(url)
-    security = {"imaps": Mailbox.Security.TLS, "imap": Mailbox.Security.STARTTLS, "imap+plain": Mailbox.Security.PLAIN}
-    if parts.scheme not in security:
-        raise MailboxError(f"{env_name} must start with imaps://, imap:// or imap+plain://")
-    if not parts.hostname or not parts.username:
-        raise MailboxError(f"{env_name} needs a user and a host: imaps://user:password@host:993/INBOX")
-    kind = security[parts.scheme]
-    if refusal := plain_refusal(kind, parts.hostname):
-        raise MailboxError(f"{env_name}: {refusal}")
-    organization, _ = Organization.objects.get_or_create(slug="default", defaults={"name": "Default"})
-    mailbox, _ = Mailbox.objects.update_or_create(
-        organization=organization,
-        name=env_name,
-        defaults={
-            "host": parts.hostname,
-            "port": parts.port or (993 if kind == Mailbox.Security.TLS else 143),
-            "security": kind,
-            "username": unquote(parts.username),
-            "password_env": env_name,
-            "folder": unquote(parts.path.lstrip("/")) or "INBOX",
-            "enabled": True,
-        },
-    )
-    return mailbox
-
-
-def sync_env_mailbox() -> Mailbox | None:
-    """Apply IMAP_URL, when set, so a one-line configuration is all a first install needs."""
-    import os
-
-    url = os.environ.get("IMAP_URL")
-    return mailbox_from_url(url) if url else None
-
-
 def watch(mailbox: Mailbox, stop=None, idle_seconds: int = 300) -> None:
     """Near-real-time intake: poll, then wait in IMAP IDLE until the server reports new mail.
 

@@ -79,14 +79,14 @@ def deliver(raw: bytes, organization_id: int | None) -> str:
         # An earlier attempt that failed part-way left its row: finish that one instead of adding another.
         intake = (
             Intake.objects.filter(
-                source=Intake.Source.LMTP, sha256=sha256, organization_id=organization_id, status__in=UNFINISHED
+                source=Intake.Channel.LMTP, sha256=sha256, organization_id=organization_id, status__in=UNFINISHED
             )
             .order_by("pk")
             .first()
         )
         if intake is None:
             intake = Intake.objects.create(
-                source=Intake.Source.LMTP,
+                source=Intake.Channel.LMTP,
                 name=message_subject(raw)[:1000],
                 sha256=sha256,
                 size=size,

@@ -185,7 +185,7 @@ def span(month: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
 
 
 def _kept(month: datetime.date, now: datetime.datetime) -> bool:
-    """Whether a report of ``month`` still has records that retention keeps (reports/retention.py's
+    """Whether a report of ``month`` still has records that retention keeps (reports/intake/retention.py's
     rule: its organization's record_retention_days set, passed since the report's end, and not
     quarantined)."""
     start, end = span(month)

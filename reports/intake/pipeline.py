@@ -14,6 +14,8 @@ import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,7 +38,10 @@ from reports.lib.parsing import (
 )
 from reports.lib.parsing.aggregate import Report as ParsedReport
 from reports.lib.parsing.archive import peek, sniff
+from reports.lib.parsing.message import subject
 from reports.models import Intake, Organization, Report
+from reports.tenancy import audit
+from reports.tenancy.ownership import owning_domain
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +100,12 @@ def ingest_stream(
     return process_intake(intake, caps)
 
 
-def ingest_path(path: Path, *, source: str = Intake.Source.CLI, caps: Limits | None = None) -> IngestResult:
+def ingest_path(path: Path, *, source: str = Intake.Channel.CLI, caps: Limits | None = None) -> IngestResult:
     with open(path, "rb") as stream:
         return ingest_stream(stream, source=source, name=str(path), caps=caps)
 
 
 def ingest_bytes(data: bytes, *, source: str, name: str, organization=None, caps: Limits | None = None) -> IngestResult:
-    import io
-
     return ingest_stream(io.BytesIO(data), source=source, name=name, organization=organization, caps=caps)
 
 
@@ -141,7 +144,7 @@ def record_messages(mailbox, uidvalidity: int, messages: list[tuple[int, bytes]]
                 mailbox=mailbox,
                 uidvalidity=uidvalidity,
                 uid=uid,
-                source=Intake.Source.IMAP,
+                source=Intake.Channel.IMAP,
                 organization_id=mailbox.organization_id,
                 name=message_subject(raw),
                 sha256=sha256,
@@ -152,11 +155,6 @@ def record_messages(mailbox, uidvalidity: int, messages: list[tuple[int, bytes]]
 
 
 def message_subject(raw: bytes) -> str:
-    from email.parser import BytesHeaderParser
-    from email.policy import compat32
-
-    from reports.lib.parsing.message import subject
-
     try:
         title = subject(BytesHeaderParser(policy=compat32).parsebytes(raw[:65536]))
     except Exception:  # a header the email package cannot parse still gets a ledger row
@@ -165,7 +163,7 @@ def message_subject(raw: bytes) -> str:
 
 
 def intake_label(intake: Intake) -> str:
-    if intake.source == Intake.Source.IMAP:
+    if intake.source == Intake.Channel.IMAP:
         return f"uid {intake.uid}"
     return Path(intake.name).name or intake.name
 
@@ -180,6 +178,23 @@ def authenticator(raw: bytes) -> Callable[[str], Authenticity]:
         return check_report_authenticity(raw, report_email)
 
     return check
+
+
+class RawPurged(Exception):
+    """The input's raw bytes were removed by retention: it cannot be replayed."""
+
+
+def replay(intake: Intake, actor=None, action: str = "intake.replayed") -> IngestResult:
+    """Run a ledger input through parsing and storage again (after a fix or a raised cap), and log
+    it for its organization. Raises RawPurged when retention removed its bytes: a replay would
+    only mark a stored input failed."""
+    if intake.raw_purged_at is not None:
+        raise RawPurged(f"its raw bytes were removed on {intake.raw_purged_at:%Y-%m-%d} by retention")
+    before = {"status": intake.status}
+    result = process_intake(intake)
+    if actor is not None:
+        audit.record(actor, intake.organization, action, intake.name, before=before, after={"status": intake.status})
+    return result
 
 
 def process_intake(intake: Intake, caps: Limits | None = None) -> IngestResult:
@@ -376,10 +391,8 @@ def _finish_report(
 
 def _domain_for(name: str, intake: Intake | None) -> tuple[int | None, str]:
     """The claimed domain a report belongs to (its policy domain's, or the nearest parent's: see
-    reports/onboarding.py), if the input came from that domain's organization or an operator, with
+    reports/tenancy/ownership.py), if the input came from that domain's organization or an operator, with
     that organization's treatment of unverified reports. (One query: this runs per report.)"""
-    from reports.tenancy.domains import owning_domain
-
     domain = owning_domain(name, intake.organization_id if intake is not None else None)
     if domain is None:
         return None, ""

@@ -7,6 +7,7 @@ a crash never leaves a half-written blob under a valid name.
 """
 
 import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -50,8 +51,6 @@ def save(stream: BinaryIO) -> tuple[str, int]:
 
 
 def save_bytes(data: bytes) -> tuple[str, int]:
-    import io
-
     return save(io.BytesIO(data))
 
 

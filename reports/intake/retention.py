@@ -10,7 +10,7 @@ Work goes in small transactions, so a run holds no lock for long and an interrup
 simply resumed by the next: whatever is done is marked, whatever is not is found again.
 
 On PostgreSQL a whole month of records whose every report is due goes first, by dropping its
-partition (reports/partitions.py, which the run also asks to create the months to come);
+partition (reports/intake/partitions.py, which the run also asks to create the months to come);
 the rows left due, of months some report still keeps, are deleted in batches. With
 RECORD_RETENTION_SLACK_DAYS set, the due rows of a month that will go whole within that many
 days are left for the drop.

@@ -12,7 +12,8 @@ are not rolled up; claiming a domain or releasing a report adds them then.
 
 from django.db import connection, transaction
 
-from reports.models import DailyDkim, DailySource, DailyTotal, Record, Report, WindowState
+from reports.models import DailyDkim, DailySource, DailyTotal, Domain, Record, Report, WindowState
+from reports.tenancy import audit
 
 # The first override reason's type and each DKIM signature, read from the JSON columns
 # in the database: Postgres stores them as jsonb, SQLite as text read by its JSON functions.
@@ -101,12 +102,13 @@ def add_report(report: Report) -> None:
     )
 
 
-def rebuild(domain_id: int) -> int:
+def rebuild(domain: Domain, actor=None, action: str = "domain.rollups-rebuilt") -> int:
     """Recompute a domain's rollups from the reports still stored; return how many were added.
 
     Only for repairs (a changed rule, a bug fixed): after retention has deleted old
     records, a rebuild would lose the days they covered.
     """
+    domain_id = domain.pk
     with transaction.atomic():
         for model in (DailyTotal, DailySource, DailyDkim, WindowState):
             model.objects.filter(domain_id=domain_id).delete()  # windows: not current until refreshed
@@ -117,4 +119,6 @@ def rebuild(domain_id: int) -> int:
         for report in reports.iterator():
             add_report(report)
             count += 1
+        if actor is not None:
+            audit.record(actor, domain.organization, action, domain.name, after={"reports": count})
     return count

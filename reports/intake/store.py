@@ -102,7 +102,7 @@ def _copy_records(report: Report, records: Iterable[ParsedRecord]) -> tuple[int,
         for record in records:
             count += 1
             messages += record.count
-            if record.dkim == "pass" or record.spf == "pass":
+            if record.passed:
                 passed += record.count
             fields = (
                 record.source_ip,

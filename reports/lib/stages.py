@@ -1,6 +1,6 @@
 """The staged plan from p=none to p=reject (standards.md section 4), as pure data and checks.
 
-No Django here: reports/readiness.py measures a domain (the metrics M1-M8) and this
+No Django here: reports/rollout/readiness.py measures a domain (the metrics M1-M8) and this
 module says, for a stage, which conditions hold, whether the domain may move on, and
 whether the last change must be rolled back.
 """

@@ -41,12 +41,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from reports.enrichment import ip_lookup as sources
+from reports.enrichment import ip_lookup
 from reports.intake import claims
 from reports.intake.pipeline import ingest_bytes
 from reports.lib import rdns
 from reports.lib import resolver as dns_resolver
 from reports.lib.names import organizational_domain
+from reports.lib.parsing.aggregate import passes_dmarc
 from reports.models import Domain, DomainSender, Intake, Membership, Organization, Sender, SourceIP
 
 DAYS = 90
@@ -98,7 +99,7 @@ class Host:
 
 
 @dataclass(frozen=True)
-class Source:
+class DemoSource:
     """A sending source of a demo domain: who, from which hosts, how much, and how its mail authenticates."""
 
     name: str
@@ -184,7 +185,7 @@ class DomainPlan:
     name: str
     policy: Callable[[int], Policy]  # by day of the window
     shares: dict[str, float]  # reporter key -> its share of the domain's recipients
-    sources: tuple[Source, ...]
+    sources: tuple[DemoSource, ...]
     authorised: tuple[str, ...]  # catalog slugs of the services it uses (its own server is authorised too)
 
 
@@ -194,7 +195,7 @@ PLANS = (
         shop_policy,
         {"google": 0.5, "outlook": 0.22, "yahoo": 0.18, "mailru": 0.1},
         (
-            Source(
+            DemoSource(
                 "Own mail server (mail.demo-shop.example)",
                 OWN,
                 (
@@ -206,10 +207,10 @@ PLANS = (
                 signatures=((SHOP, "mail2025"),),
                 weekend=0.8,
             ),
-            Source(
+            DemoSource(
                 "Google Workspace", PROVIDER, _google(40, 8), daily=900, signatures=((SHOP, "google"),), weekend=0.3
             ),
-            Source(
+            DemoSource(
                 "Twilio SendGrid",
                 ESP,
                 tuple(Host(f"198.51.100.{20 + n}", f"o{n + 1}.ptr{4384 + n * 29}.sendgrid.net") for n in range(4)),
@@ -218,7 +219,7 @@ PLANS = (
                 signatures=((SHOP, "s1"), ("sendgrid.info", "smtpapi")),
                 campaigns=((4, 1, 3.0), (32, 1, 3.0), (67, 1, 3.0), (81, 2, 2.5)),
             ),
-            Source(
+            DemoSource(
                 "Northfield University alumni forwarding",
                 FORWARDER,
                 (
@@ -228,7 +229,7 @@ PLANS = (
                 daily=45,
                 signatures=((SHOP, "s1"), (SHOP, "google")),
             ),
-            Source(
+            DemoSource(
                 "Spoofing",
                 SPOOF,
                 _spoofers("spoof|" + SHOP, 24),
@@ -244,14 +245,14 @@ PLANS = (
         news_policy,
         {"google": 0.45, "outlook": 0.3, "yahoo": 0.17, "mailru": 0.08},
         (
-            Source(
+            DemoSource(
                 "Own mail server (smtp.demo-news.example)",
                 OWN,
                 (Host("192.0.2.20", "smtp.demo-news.example"), Host("2001:db8:20::25", "smtp.demo-news.example")),
                 daily=150,
                 signatures=((NEWS, "cms"),),
             ),
-            Source(
+            DemoSource(
                 "Microsoft 365",
                 PROVIDER,
                 _microsoft(100, 8),
@@ -259,7 +260,7 @@ PLANS = (
                 signatures=((NEWS, "selector1"),),
                 weekend=0.25,
             ),
-            Source(
+            DemoSource(
                 "Intuit Mailchimp (newsletter)",
                 ESP,
                 tuple(Host(f"198.51.100.{80 + n}", f"mail{180 + n * 3}.atl{221 + n // 3}.mcdlv.net") for n in range(6)),
@@ -269,7 +270,7 @@ PLANS = (
                 weekend=0.6,
                 broken_from=DKIM_BREAK_DAY,
             ),
-            Source(
+            DemoSource(
                 "Open Press mailing list",
                 LIST,
                 (Host("198.51.100.70", "lists.openpress.example"),),
@@ -278,7 +279,7 @@ PLANS = (
                 signatures=((NEWS, "selector1"), ("lists.openpress.example", "mm1")),
                 weekend=0.5,
             ),
-            Source(
+            DemoSource(
                 "Spoofing",
                 SPOOF,
                 _spoofers("spoof|" + NEWS, 16),
@@ -299,7 +300,7 @@ def all_hosts() -> dict[str, Host]:
     return {host.ip: host for plan in PLANS for source in plan.sources for host in source.hosts}
 
 
-def sources_by_ip(domain: str) -> dict[str, Source]:
+def sources_by_ip(domain: str) -> dict[str, DemoSource]:
     """The demo source each IP of ``domain`` belongs to."""
     plan = next(plan for plan in PLANS if plan.name == domain)
     return {host.ip: source for source in plan.sources for host in source.hosts}
@@ -334,7 +335,7 @@ def passes(flow: Flow) -> tuple[str, str]:
     return ("pass" if dkim else "fail"), ("pass" if spf else "fail")
 
 
-def _volume(source: Source, day: int, weekday: int, rng: random.Random) -> int:
+def _volume(source: DemoSource, day: int, weekday: int, rng: random.Random) -> int:
     factor = source.weekend if weekday >= 5 else 1.0
     for first, length, boost in source.campaigns:
         if first <= day < first + length:
@@ -401,7 +402,7 @@ def day_flows(plan: DomainPlan, day: int, when: date) -> list[Flow]:
     return [flow for flow in flows if flow.count > 0]
 
 
-def _spoof_flows(source: Source, domain: str, total: int, rng: random.Random) -> list[Flow]:
+def _spoof_flows(source: DemoSource, domain: str, total: int, rng: random.Random) -> list[Flow]:
     """Forged mail from a handful of the pool's hosts, each failing both checks its own way."""
     flows = []
     busy = total > source.daily * 2
@@ -499,7 +500,7 @@ def evaluate(
     """How ``reporter`` evaluated ``count`` messages of ``flow`` under ``policy``: one row, or two
     when a legacy receiver sampled a pct below 100."""
     dkim, spf = passes(flow)
-    if "pass" in (dkim, spf):
+    if passes_dmarc(dkim, spf):
         return [Row(flow, count, "pass" if rfc9990 else "none", dkim, spf)]
     override = reporter.override(flow.override, rfc9990) if flow.override else None
     if override is not None:
@@ -755,7 +756,7 @@ def enrich(demo_hosts: dict[str, Host]) -> None:
     expected = {ip: rdns.reverse_lookup(ip, resolver) for ip in demo_hosts}
     ips = list(expected)
     with dns_resolver.using(lambda: resolver):
-        sources.register_new_ips()
+        ip_lookup.register_new_ips()
         for _ in range(ENRICH_ROUNDS):
             rows = SourceIP.objects.filter(ip__in=ips).values_list("ip", "ptr", "forward_confirmed", "rdns_status")
             stale = [
@@ -766,15 +767,15 @@ def enrich(demo_hosts: dict[str, Host]) -> None:
             if not stale:
                 break
             SourceIP.objects.filter(ip__in=stale).update(expires_at=None)
-            while SourceIP.objects.filter(sources.due(), ip__in=stale).exists():
-                if not sources.enrich_due(seconds=ENRICH_SECONDS).looked_up:
+            while SourceIP.objects.filter(ip_lookup.due(), ip__in=stale).exists():
+                if not ip_lookup.enrich_due(seconds=ENRICH_SECONDS).looked_up:
                     break
     SourceIP.objects.filter(ip__in=ips).update(expires_at=timezone.now() + PINNED)
 
 
 def authorise(own: dict[str, Sender]) -> None:
     """Each demo domain's inventory: its own server and the services it uses are authorised."""
-    catalog = sources.sync_catalog()
+    catalog = ip_lookup.sync_catalog()
     for plan in PLANS:
         domain = Domain.objects.get(name=plan.name)
         for sender in (own[plan.name], *(catalog[slug] for slug in plan.authorised)):
@@ -797,7 +798,7 @@ def load_demo(owner: AbstractBaseUser | None = None, today: date | None = None) 
     username = owner.get_username() if owner else ""
     summary = DemoSummary(organization, [plan.name for plan in PLANS], username, days[0], days[-1])
     for report in demo_reports(today):
-        result = ingest_bytes(report.data, source=Intake.Source.CLI, name=report.name, organization=organization)
+        result = ingest_bytes(report.data, source=Intake.Channel.CLI, name=report.name, organization=organization)
         for outcome in result.outcomes:
             summary.reports += 1
             if outcome.status == "stored":

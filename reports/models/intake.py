@@ -86,7 +86,9 @@ class Intake(models.Model):
     refused input can be replayed once the cause is fixed.
     """
 
-    class Source(models.TextChoices):
+    class Channel(models.TextChoices):
+        """How an input arrived."""
+
         CLI = "cli", "Command line"
         UPLOAD = "upload", "Web upload"
         API = "api", "HTTP API"
@@ -107,7 +109,7 @@ class Intake(models.Model):
         KEPT = "kept", "Kept (not an aggregate report)"
         FAILED = "failed", "Failed (internal error)"
 
-    source = models.CharField(max_length=10, choices=Source.choices)
+    source = models.CharField(max_length=10, choices=Channel.choices)
     organization = models.ForeignKey(
         Organization,
         null=True,
@@ -272,7 +274,7 @@ class Record(models.Model):
     """``count`` messages from one source that the reporter evaluated alike."""
 
     # No foreign key constraint in the database: on PostgreSQL records are partitioned by month
-    # (reports/partitions.py), and with a constraint every partition created, attached or dropped
+    # (reports/intake/partitions.py), and with a constraint every partition created, attached or dropped
     # must lock reports_report, so it waits for every ingest and every dashboard read of reports.
     # Records are only written by ingest, in their report's transaction; Django deletes them
     # with their report.

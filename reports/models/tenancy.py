@@ -103,7 +103,7 @@ class Invitation(models.Model):
 
 
 class AuditEntry(models.Model):
-    """Who changed what, when, with the values before and after (reports/audit.py writes these)."""
+    """Who changed what, when, with the values before and after (reports/tenancy/audit.py writes these)."""
 
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
@@ -127,7 +127,7 @@ class AuditEntry(models.Model):
 
 
 class TotpDevice(models.Model):
-    """A user's TOTP second factor (RFC 6238); the secret is stored encrypted (reports/secrets.py)."""
+    """A user's TOTP second factor (RFC 6238); the secret is stored encrypted (reports/tenancy/secrets.py)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp")
     secret_encrypted = models.TextField()

@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from reports.enrichment import inventory
 from reports.lib import resolver as dns_resolver
-from reports.lib.dnsrecords import dkim, dmarc, spf
-from reports.lib.dnsrecords import lookups as dns
+from reports.lib.dnsrecords import dkim, dmarc, lookups, spf
 from reports.models import AlertEvent, DailyDkim, DailySource, Domain, PolicyPlan, Sender, SourceIP
 
 LOOKBACK = datetime.timedelta(days=30)
@@ -24,24 +23,43 @@ MAX_OWN_IPS = 20
 
 
 def check(domain: Domain, resolver=None) -> dict:
+    """Every check of the domain's mail DNS, and the problems found, as plain data."""
     resolver = resolver or dns_resolver.make()
     since = (timezone.now() - LOOKBACK).date()
     problems: list[str] = []
+    dmarc_part, found = check_dmarc(domain, resolver, problems)
+    return {
+        "checked_at": timezone.now().isoformat(),
+        "problems": problems,
+        "dmarc": dmarc_part,
+        "spf": check_spf(domain, resolver, since, problems),
+        "dkim": check_dkim_keys(domain, resolver, since, problems),
+        "mx": check_mx(domain, resolver, problems),
+        "fcrdns": check_own_servers(domain, resolver, since, problems),
+        "verification": [list(pair) for pair in dmarc.external_verification(domain.name, found.rua_uris)]
+        if found
+        else [],
+    }
 
-    # 1. DMARC, and the verification records its rua addresses need.
-    lookup = dns.lookup_dmarc(domain.name, resolver)
+
+def check_dmarc(domain: Domain, resolver, problems: list[str]) -> tuple[dict, dmarc.DmarcResult | None]:
+    """The DMARC record, and the verification records its rua addresses need."""
+    lookup = lookups.lookup_dmarc(domain.name, resolver)
     found = lookup.result
-    dmarc_part = {"status": lookup.status, "detail": lookup.detail, "record": "", "errors": [], "warnings": []}
+    part = {"status": lookup.status, "detail": lookup.detail, "record": "", "errors": [], "warnings": []}
     if found is None:
         problems.append(f"_dmarc.{domain.name} could not be looked up ({lookup.status})")
-    else:
-        dmarc_part.update(record="; ".join(found.texts), errors=found.errors, warnings=found.warnings)
-        problems += [f"DMARC: {error}" for error in found.errors]
-        for item in dns.check_external_verification(domain.name, found.rua_uris, resolver):
-            if not item.published:
-                problems.append(f'{item.host} TXT "{item.value}" is missing: reports to it will not be sent')
+        return part, None
+    part.update(record="; ".join(found.texts), errors=found.errors, warnings=found.warnings)
+    problems += [f"DMARC: {error}" for error in found.errors]
+    for item in lookups.check_external_verification(domain.name, found.rua_uris, resolver):
+        if not item.published:
+            problems.append(f'{item.host} TXT "{item.value}" is missing: reports to it will not be sent')
+    return part, found
 
-    # 2. SPF, and whether it includes the named senders that send for the domain.
+
+def check_spf(domain: Domain, resolver, since: datetime.date, problems: list[str]) -> dict:
+    """SPF, and whether it includes the named senders that send for the domain."""
     spf_check = spf.check_spf(domain.name, resolver)
     problems += [f"SPF: {error}" for error in spf_check.errors]
     used = (
@@ -57,8 +75,20 @@ def check(domain: Domain, resolver=None) -> dict:
             missing_includes.append(f"{sender.name} (include:{sender.spf_includes[0]})")
     if missing_includes and spf_check.record is not None:
         problems.append(f"SPF does not include senders that send for {domain.name}: {', '.join(missing_includes)}")
+    return {
+        "result": spf_check.result,
+        "record": spf_check.record.text if spf_check.record else "",
+        "all": spf_check.record.all if spf_check.record else None,
+        "lookups": spf_check.lookups,
+        "complete": spf_check.complete,
+        "errors": spf_check.errors,
+        "warnings": spf_check.warnings,
+        "missing_includes": missing_includes,
+    }
 
-    # 3. DKIM: every selector reports show signing as this domain.
+
+def check_dkim_keys(domain: Domain, resolver, since: datetime.date, problems: list[str]) -> list[dict]:
+    """The key of every selector that reports show signing as this domain."""
     selectors = (
         DailyDkim.objects.filter(domain=domain, day__gte=since, signing_domain=domain.name)
         .exclude(selector="")
@@ -82,17 +112,23 @@ def check(domain: Domain, resolver=None) -> dict:
             }
         )
         problems += [f"DKIM {key.name}: {error}" for error in key.errors]
+    return keys
 
-    # 4. MX.
+
+def check_mx(domain: Domain, resolver, problems: list[str]) -> bool | None:
+    """Whether the domain accepts mail (None: the lookup failed)."""
     try:
-        mx = dns.has_mx(domain.name, resolver)
-    except dns.DnsError as exc:
-        mx = None
+        mx = lookups.has_mx(domain.name, resolver)
+    except lookups.DnsError as exc:
         problems.append(f"MX of {domain.name} could not be looked up ({exc.status})")
+        return None
     if mx is False:
         problems.append(f"{domain.name} has no MX: mail to it (bounces, replies, reports) cannot be delivered")
+    return mx
 
-    # 5. Forward-confirmed reverse DNS of the organization's own sending IPs.
+
+def check_own_servers(domain: Domain, resolver, since: datetime.date, problems: list[str]) -> list[dict]:
+    """Forward-confirmed reverse DNS of the organization's own sending IPs (its senders with networks)."""
     own = list(Sender.objects.filter(organization=domain.organization_id))
     seen = list(
         DailySource.objects.filter(domain=domain, day__gte=since)
@@ -109,33 +145,12 @@ def check(domain: Domain, resolver=None) -> dict:
             break
     fcrdns = []
     for ip in own_ips:
-        answer = dns.fcrdns(ip, resolver)
+        answer = lookups.fcrdns(ip, resolver)
         confirmed = bool(answer.ptr) and answer.confirmed is True
         fcrdns.append({"ip": ip, "ptr": answer.ptr, "confirmed": confirmed})
         if not confirmed:
             problems.append(f"{ip} (your own server) has no forward-confirmed reverse DNS: receivers distrust it")
-
-    return {
-        "checked_at": timezone.now().isoformat(),
-        "problems": problems,
-        "dmarc": dmarc_part,
-        "spf": {
-            "result": spf_check.result,
-            "record": spf_check.record.text if spf_check.record else "",
-            "all": spf_check.record.all if spf_check.record else None,
-            "lookups": spf_check.lookups,
-            "complete": spf_check.complete,
-            "errors": spf_check.errors,
-            "warnings": spf_check.warnings,
-            "missing_includes": missing_includes,
-        },
-        "dkim": keys,
-        "mx": mx,
-        "fcrdns": fcrdns,
-        "verification": [list(pair) for pair in dmarc.external_verification(domain.name, found.rua_uris)]
-        if found
-        else [],
-    }
+    return fcrdns
 
 
 def refresh(domain: Domain, resolver=None) -> PolicyPlan:
@@ -145,11 +160,11 @@ def refresh(domain: Domain, resolver=None) -> PolicyPlan:
     return plan
 
 
-def check_record(domain: Domain, resolver=None) -> dns.DmarcLookup:
+def check_record(domain: Domain, resolver=None) -> lookups.DmarcLookup:
     """Look up _dmarc.<domain> and keep what was found on its plan. A record that changed since
     the last check, or that is broken, raises an alert (once per change)."""
     plan, _ = PolicyPlan.objects.get_or_create(domain=domain, defaults={"stage_started_at": timezone.now()})
-    lookup = dns.lookup_dmarc(domain.name, resolver or dns_resolver.make())
+    lookup = lookups.lookup_dmarc(domain.name, resolver or dns_resolver.make())
     if lookup.result is None:
         return lookup  # the lookup failed: what we knew stays, nothing is concluded
     previous = plan.dns_record

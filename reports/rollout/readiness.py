@@ -2,7 +2,7 @@
 
 Computed after ingest (by the windows task) and daily, stored on the PolicyPlan, so the
 policy page reads a snapshot. "Authorised" means the source's sender is authorised in
-the domain's inventory (reports/sources.py sender_for: the organization's own senders by
+the domain's inventory (reports/enrichment/inventory.py: the organization's own senders by
 network or name first, then the catalog match found by enrichment).
 """
 
@@ -11,13 +11,18 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
-from django.db.models import Max, Min, Q, Sum
+import dns.exception
+import dns.resolver
+from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
+from reports.enrichment import forwarding
 from reports.enrichment.inventory import Inventory
 from reports.lib import resolver as dns_resolver
-from reports.lib import stages as rollout
+from reports.lib import stages
 from reports.models import (
+    DKIM_ALIGNED,
+    FAILING,
     AlertEvent,
     DailySource,
     DailyTotal,
@@ -26,6 +31,7 @@ from reports.models import (
     PolicyPlan,
     Record,
     Report,
+    passing_messages,
 )
 
 UTC = datetime.UTC
@@ -34,13 +40,12 @@ LARGE_REPORTERS = (
     "google", "outlook", "microsoft", "hotmail", "yahoo", "aol", "mail.ru", "comcast", "apple", "icloud",
     "zoho", "fastmail", "gmx", "web.de", "yandex", "orange", "t-online", "seznam", "qq.com", "163.com", "proton",
 )  # fmt: skip
-TRANSIT_REASONS = {"forwarded", "mailing_list", "trusted_forwarder", "local_policy"}
 MAX_SUBDOMAIN_LOOKUPS = 50
 SUBDOMAIN_SECONDS = 10.0
 
 
 @dataclass
-class Source:
+class SourceGroup:
     """IPs grouped as an operator thinks of them: one named sender, else one network."""
 
     label: str
@@ -61,31 +66,69 @@ def _per_ip(domain: Domain, start: datetime.date, end: datetime.date) -> list[di
     return list(
         DailySource.objects.filter(domain=domain, day__gte=start, day__lte=end)
         .values("source_ip")
-        .annotate(
-            passing=Sum("messages", filter=Q(dkim="pass") | Q(spf="pass"), default=0),
-            dkim_aligned=Sum("messages", filter=Q(dkim="pass"), default=0),
-            messages=Sum("messages"),
-        )
+        .annotate(passing=passing_messages(), dkim_aligned=Sum("messages", filter=DKIM_ALIGNED, default=0))
+        .annotate(messages=Sum("messages"))
         .order_by()
     )
 
 
+@dataclass
+class Window:
+    """What every measurement of one computation shares."""
+
+    domain: Domain
+    plan: PolicyPlan
+    start: datetime.date
+    today: datetime.date
+    thresholds: dict
+    inventory: Inventory
+    metrics: stages.Metrics
+
+
 def compute(domain: Domain, plan: PolicyPlan, today: datetime.date | None = None, resolver=None) -> dict:
     """The readiness snapshot of a domain: metrics, checks, blockers, what-if, rollback advice."""
-    thresholds = {**rollout.DEFAULTS, **plan.thresholds}
+    thresholds = {**stages.DEFAULTS, **plan.thresholds}
     today = today or datetime.datetime.now(UTC).date()
     start = today - datetime.timedelta(days=thresholds["window_days"] - 1)
-    classifier = Inventory(domain)
-    metrics = rollout.Metrics()
+    window = Window(domain, plan, start, today, thresholds, Inventory(domain), stages.Metrics())
+    groups = measure_sources(window)
+    measure_quiet_days(window, groups)
+    measure_report_days(window)
+    measure_transit_breakage(window)
+    measure_since_change(window)
+    measure_nonexistent_subdomains(window, resolver)
+    since = plan.stage_started_at.astimezone(UTC).date()
+    rollback = _rollback(window, since) if plan.stage != "monitor" else ""
+    verdict = stages.evaluate(
+        plan.stage if plan.stage in stages.BY_KEY else "monitor",
+        window.metrics,
+        plan.thresholds,
+        (timezone.now() - plan.stage_started_at).days,
+        plan.mailing_lists,
+    )
+    return {
+        "window": [start.isoformat(), today.isoformat()],
+        "metrics": asdict(window.metrics),
+        "checks": [asdict(check) for check in verdict.checks],
+        "ready": verdict.ready,
+        "days_in_stage": verdict.days_in_stage,
+        "min_days": verdict.min_days,
+        "blockers": _blockers(groups.values(), domain, thresholds, today),
+        "what_if": _what_if(groups.values(), verdict.next_stage),
+        "rollback": rollback,
+    }
 
-    # 1. Per source over the window: M1, M2, M3 and the sources that hold the domain back.
-    rows = _per_ip(domain, start, today)
-    classifier.load([row["source_ip"] for row in rows])
-    groups: dict[str, Source] = {}
+
+def measure_sources(window: Window) -> dict[str, SourceGroup]:
+    """M1, M2 and M3 over the window, and the sources (named sender, else network) they come from."""
+    metrics = window.metrics
+    rows = _per_ip(window.domain, window.start, window.today)
+    window.inventory.load([row["source_ip"] for row in rows])
+    groups: dict[str, SourceGroup] = {}
     authorised_volume = authorised_passing = authorised_dkim = 0
     for row in rows:
-        key, label, authorised = classifier.source(row["source_ip"])
-        group = groups.get(key) or groups.setdefault(key, Source(label, label.split(" ")[0], authorised))
+        key, label, authorised = window.inventory.source(row["source_ip"])
+        group = groups.get(key) or groups.setdefault(key, SourceGroup(label, label.split(" ")[0], authorised))
         group.messages += row["messages"]
         group.passing += row["passing"]
         group.dkim_aligned += row["dkim_aligned"]
@@ -100,105 +143,92 @@ def compute(domain: Domain, plan: PolicyPlan, today: datetime.date | None = None
     if authorised_volume:
         metrics.authorised_pass_rate = authorised_passing / authorised_volume
         metrics.authorised_dkim_rate = authorised_dkim / authorised_volume
+    return groups
 
-    # 2. M4: the newest source (of at least N messages in the window) and when it first appeared.
+
+def measure_quiet_days(window: Window, groups: dict[str, SourceGroup]) -> None:
+    """M4: days since the newest source (of at least N messages in the window) first appeared."""
     firsts = (
-        DailySource.objects.filter(domain=domain)
+        DailySource.objects.filter(domain=window.domain)
         .values("source_ip")
         .annotate(first=Min("day"), last=Max("day"))
-        .filter(last__gte=start)
+        .filter(last__gte=window.start)
         .values_list("source_ip", "first")
     )
     for ip, first in firsts:
-        key = classifier.source(ip)[0]
+        key = window.inventory.source(ip)[0]
         if key in groups and (groups[key].first_day is None or first < groups[key].first_day):
             groups[key].first_day = first
-    sized = [g for g in groups.values() if g.messages >= thresholds["new_source_messages"] and g.first_day]
+    sized = [g for g in groups.values() if g.messages >= window.thresholds["new_source_messages"] and g.first_day]
     if sized:
         newest = max(sized, key=lambda g: g.first_day)
-        metrics.days_since_new_source = (today - newest.first_day).days
+        window.metrics.days_since_new_source = (window.today - newest.first_day).days
 
-    # 3. M5: days with reports from enough large reporters, and how many reporters.
-    seen = DailyTotal.objects.filter(domain=domain, day__gte=start, day__lte=today).values_list("day", "reporter")
+
+def measure_report_days(window: Window) -> None:
+    """M5: the share of days with reports from enough large reporters, and how many reporters."""
+    seen = DailyTotal.objects.filter(domain=window.domain, day__gte=window.start, day__lte=window.today)
     large_per_day: dict[datetime.date, set] = defaultdict(set)
     reporters = set()
-    for day, reporter in seen.distinct():
+    for day, reporter in seen.values_list("day", "reporter").distinct():
         reporters.add(reporter)
         if is_large(reporter):
             large_per_day[day].add(reporter)
-    metrics.reporters = len(reporters)
-    enough = sum(1 for names in large_per_day.values() if len(names) >= thresholds["large_reporters"])
-    metrics.report_day_share = enough / thresholds["window_days"]
+    window.metrics.reporters = len(reporters)
+    enough = sum(1 for names in large_per_day.values() if len(names) >= window.thresholds["large_reporters"])
+    window.metrics.report_day_share = enough / window.thresholds["window_days"]
 
-    # 4. M6: failing mail that an aligned DKIM signature shows was broken in transit, or a
-    # receiver overrode as forwarded / mailing list (ARC rescues arrive as local_policy).
-    window_records = (
-        Record.objects.since(datetime.datetime.combine(start, datetime.time(), UTC))
-        .filter(report__domain=domain, report__quarantined=False)
-        .exclude(Q(dkim="pass") | Q(spf="pass"))
+
+def measure_transit_breakage(window: Window) -> None:
+    """M6: the share of mail that failed because it was broken in transit (forwarding, mailing
+    lists), by the one rule that says so (reports/enrichment/forwarding.py)."""
+    failing = (
+        Record.objects.since(datetime.datetime.combine(window.start, datetime.time(), UTC))
+        .filter(report__domain=window.domain, report__quarantined=False)
+        .filter(FAILING)
+        .values_list("count", "dkim", "spf", "header_from", "reasons", "dkim_results")
     )
     broken = 0
-    for count, reasons, signatures in window_records.values_list("count", "reasons", "dkim_results").iterator(
-        chunk_size=5000
-    ):
-        aligned_fail = any(
-            isinstance(s, dict)
-            and s.get("result") == "fail"
-            and (s.get("domain", "") == domain.name or s.get("domain", "").endswith("." + domain.name))
-            for s in signatures or ()
+    for count, dkim, spf, header_from, reasons, signatures in failing.iterator(chunk_size=5000):
+        found = forwarding.classify(
+            dkim=dkim, spf=spf, header_from=header_from, reasons=reasons, dkim_results=signatures
         )
-        rescued = any(isinstance(r, dict) and r.get("type") in TRANSIT_REASONS for r in reasons or ())
-        if aligned_fail or rescued:
+        if found.likely:
             broken += count
-    metrics.forwarding_share = broken / metrics.messages if metrics.messages else 0.0
+    messages = window.metrics.messages
+    window.metrics.forwarding_share = broken / messages if messages else 0.0
 
-    # 5. M7 and the echo of the new policy: since the stage began.
-    since = plan.stage_started_at.astimezone(UTC).date()
-    if plan.stage != "monitor":
-        changed = _per_ip(domain, since, today)
-        classifier.load([row["source_ip"] for row in changed])
-        volume = failing = 0
-        for row in changed:
-            if classifier.source(row["source_ip"])[2]:
-                volume += row["messages"]
-                failing += row["messages"] - row["passing"]
-        metrics.changed_failure_rate = failing / volume if volume else None
-        after = Report.objects.filter(domain=domain, begin__gte=plan.stage_started_at)
-        total = after.count()
-        if total:
-            stage = rollout.BY_KEY.get(plan.stage)
-            metrics.testing_echoed = after.filter(testing="y").count() / total
-            metrics.policy_echoed = after.filter(p=stage.tags["p"]).count() / total if stage else None
 
-    # 6. M8: mail from From-subdomains that do not exist (np= can refuse it).
-    _nonexistent_subdomains(domain, start, today, classifier, metrics, resolver)
+def measure_since_change(window: Window) -> None:
+    """M7 and the echo of the new policy in reports: since the stage began."""
+    plan, metrics = window.plan, window.metrics
+    if plan.stage == "monitor":
+        return
+    changed = _per_ip(window.domain, plan.stage_started_at.astimezone(UTC).date(), window.today)
+    window.inventory.load([row["source_ip"] for row in changed])
+    volume = failing = 0
+    for row in changed:
+        if window.inventory.source(row["source_ip"])[2]:
+            volume += row["messages"]
+            failing += row["messages"] - row["passing"]
+    metrics.changed_failure_rate = failing / volume if volume else None
+    after = Report.objects.filter(domain=window.domain, begin__gte=plan.stage_started_at)
+    total = after.count()
+    if total:
+        stage = stages.BY_KEY.get(plan.stage)
+        metrics.testing_echoed = after.filter(testing="y").count() / total
+        metrics.policy_echoed = after.filter(p=stage.tags["p"]).count() / total if stage else None
 
-    # 7. Rollback advice after a change, and the report for the page.
-    rollback = _rollback(domain, plan, since, today, classifier, thresholds) if plan.stage != "monitor" else ""
-    verdict = rollout.evaluate(
-        plan.stage if plan.stage in rollout.BY_KEY else "monitor",
-        metrics,
-        plan.thresholds,
-        (timezone.now() - plan.stage_started_at).days,
-        plan.mailing_lists,
+
+def measure_nonexistent_subdomains(window: Window, resolver=None) -> None:
+    """M8: mail from From-subdomains that do not exist (np= can refuse it)."""
+    domain, start, today, inventory, metrics = (
+        window.domain,
+        window.start,
+        window.today,
+        window.inventory,
+        window.metrics,
     )
-    return {
-        "window": [start.isoformat(), today.isoformat()],
-        "metrics": asdict(metrics),
-        "checks": [asdict(check) for check in verdict.checks],
-        "ready": verdict.ready,
-        "days_in_stage": verdict.days_in_stage,
-        "min_days": verdict.min_days,
-        "blockers": _blockers(groups.values(), domain, thresholds, today),
-        "what_if": _what_if(groups.values(), verdict.next_stage),
-        "rollback": rollback,
-    }
-
-
-def _nonexistent_subdomains(domain, start, today, classifier, metrics, resolver) -> None:
-    import dns.exception
-    import dns.resolver
-
     names = (
         DailySource.objects.filter(
             domain=domain, day__gte=start, day__lte=today, header_from__endswith="." + domain.name
@@ -225,43 +255,44 @@ def _nonexistent_subdomains(domain, start, today, classifier, metrics, resolver)
         .values("source_ip")
         .annotate(messages=Sum("messages"))
     )
-    classifier.load([row["source_ip"] for row in rows])
+    inventory.load([row["source_ip"] for row in rows])
     for row in rows:
         metrics.nonexistent_subdomain_messages += row["messages"]
-        if classifier.source(row["source_ip"])[2]:
+        if inventory.source(row["source_ip"])[2]:
             metrics.nonexistent_subdomain_authorised += row["messages"]
 
 
-def _rollback(domain, plan, since, today, classifier, thresholds) -> str:
+def _rollback(window: Window, since: datetime.date) -> str:
     """Apply S5's rule to the days since the last change."""
+    domain, today, inventory, thresholds = window.domain, window.today, window.inventory, window.thresholds
     before = _per_ip(
         domain, since - datetime.timedelta(days=thresholds["window_days"]), since - datetime.timedelta(days=1)
     )
-    classifier.load([row["source_ip"] for row in before])
+    inventory.load([row["source_ip"] for row in before])
     volume = passing = 0
     for row in before:
-        if classifier.source(row["source_ip"])[2]:
+        if inventory.source(row["source_ip"])[2]:
             volume += row["messages"]
             passing += row["passing"]
     baseline = passing / volume if volume else None
     per_day = (
         DailySource.objects.filter(domain=domain, day__gte=since, day__lte=today)
         .values("day", "source_ip")
-        .annotate(passing=Sum("messages", filter=Q(dkim="pass") | Q(spf="pass"), default=0), messages=Sum("messages"))
+        .annotate(passing=passing_messages(), messages=Sum("messages"))
         .order_by("day")
     )
     days: dict[datetime.date, list[int]] = defaultdict(lambda: [0, 0])
     failures: dict[str, dict] = defaultdict(lambda: defaultdict(int))
     rows = list(per_day)
-    classifier.load([row["source_ip"] for row in rows])
+    inventory.load([row["source_ip"] for row in rows])
     for row in rows:
-        _, label, authorised = classifier.source(row["source_ip"])
+        _, label, authorised = inventory.source(row["source_ip"])
         if authorised:
             days[row["day"]][0] += row["messages"]
             days[row["day"]][1] += row["passing"]
             failures[label][row["day"]] += row["messages"] - row["passing"]
     rates = [passed / total if total else None for total, passed in (days[d] for d in sorted(days))]
-    return rollout.rollback_reason(
+    return stages.rollback_reason(
         rates, baseline, {label: list(per.values()) for label, per in failures.items()}, thresholds
     )
 
@@ -306,7 +337,7 @@ def _blockers(groups, domain: Domain, thresholds: dict, today: datetime.date) ->
     return sorted(found, key=lambda item: -item["messages"])[:50]
 
 
-def _what_if(groups, next_stage: rollout.Stage | None) -> list[dict]:
+def _what_if(groups, next_stage: stages.Stage | None) -> list[dict]:
     """The sources whose failing mail the next stage would quarantine or reject."""
     if next_stage is None:
         return []
@@ -344,7 +375,7 @@ def refresh(domain: Domain, resolver=None) -> PolicyPlan:
             domain=domain,
             kind=PolicyEvent.Kind.ROLLBACK_SIGNAL,
             from_stage=plan.stage,
-            to_stage=getattr(rollout.previous_of(plan.stage), "key", ""),
+            to_stage=getattr(stages.previous_of(plan.stage), "key", ""),
             metrics=snapshot["metrics"],
             note=snapshot["rollback"],
         )

@@ -36,8 +36,14 @@ def organization_for(request, slug: str, minimum: str = Membership.Role.VIEWER) 
     return organization
 
 
-def current_organization(request) -> Organization | None:
-    """The organization the user switched to (kept in the session), else their first one."""
-    mine = Organization.objects.for_user(request.user).order_by("name")
+def my_organizations(user) -> list[Organization]:
+    """The organizations the user works in, by name (every one, for a superuser)."""
+    return list(Organization.objects.for_user(user).order_by("name"))
+
+
+def current_organization(request, mine: list[Organization] | None = None) -> Organization | None:
+    """The organization the user switched to (kept in the session), else their first one.
+    ``mine`` is ``my_organizations(request.user)`` when the caller has it already."""
+    mine = my_organizations(request.user) if mine is None else mine
     chosen = request.session.get(SESSION_KEY)
-    return (mine.filter(pk=chosen).first() if chosen else None) or mine.first()
+    return next((organization for organization in mine if organization.pk == chosen), mine[0] if mine else None)

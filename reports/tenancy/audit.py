@@ -1,7 +1,10 @@
 """The audit log: every change to domains, members, mailboxes, tokens, policy stages and alert
 settings, with who, when, what, and the values before and after.
 
-Call ``record`` in the same transaction as the change, so the log and the data agree.
+Call ``record`` in the same transaction as the change, so the log and the data agree: every
+state change is one plain function that does both (``reports.intake.claims``,
+``reports.tenancy.members``, ``reports.rollout.plans``, ...), and views, admin actions and
+management commands call those functions.
 Secrets never enter it: pass only the fields worth showing (``snapshot``).
 """
 
@@ -46,8 +49,7 @@ def record(
     """Log one change. ``actor`` is a request (user and address taken from it), a user, or None
     for the system (a scheduled job)."""
     request = actor if hasattr(actor, "META") else None
-    user = request.user if request is not None else actor
-    user = user if user is not None and user.is_authenticated else None
+    user = user_of(actor)
     return AuditEntry.objects.create(
         organization=organization,
         organization_name=organization.name if organization else "",
@@ -59,3 +61,9 @@ def record(
         after=after or {},
         ip=request.META.get("REMOTE_ADDR") if request is not None else None,
     )
+
+
+def user_of(actor):
+    """The user behind an actor (a request, a user, or None for the system), if logged in."""
+    user = actor.user if hasattr(actor, "META") else actor
+    return user if user is not None and user.is_authenticated else None

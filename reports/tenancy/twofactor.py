@@ -7,12 +7,16 @@ earlier one from then on.
 """
 
 import hmac
+import logging
 import time
 
 import pyotp
+from django.utils import timezone
 
 from reports.models import TotpDevice
 from reports.tenancy.secrets import decrypt, encrypt
+
+logger = logging.getLogger("reports.security")
 
 ISSUER = "dmarcdash"
 STEP_SECONDS = 30
@@ -77,3 +81,16 @@ def verify(device: TotpDevice, code: str) -> bool:
             return True
         return False
     return False
+
+
+def turn_on(device: TotpDevice) -> None:
+    """Confirm a pending device once its first code was accepted: logins ask for a code from now on."""
+    device.confirmed_at = timezone.now()
+    device.save(update_fields=["confirmed_at"])
+    logger.info("two-factor turned on for %r", device.user.get_username())
+
+
+def turn_off(device: TotpDevice, address: str) -> None:
+    username = device.user.get_username()
+    device.delete()
+    logger.info("two-factor turned off for %r from %s", username, address)

@@ -1,20 +1,15 @@
 """The alerts page: every event of the user's domains with its state; managers acknowledge."""
 
-from datetime import timedelta
-
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.urls import path
 from django.views.decorators.http import require_POST
 
+from reports.alerts import triage
 from reports.dashboard.stats import PAGE_SIZE
-from reports.models import AlertEvent, AlertMute, Membership, Organization
-from reports.tenancy import audit
-
-MUTE_DAYS = (1, 7, 30, 90)
+from reports.models import AlertEvent, Membership, Organization
 
 
 def visible_events(user):
@@ -38,7 +33,7 @@ def alert_list(request):
         {
             "page": Paginator(events, PAGE_SIZE).get_page(request.GET.get("page")),
             "states": AlertEvent.State.choices,
-            "mute_days": MUTE_DAYS,
+            "mute_days": triage.MUTE_DAYS,
         },
     )
 
@@ -55,12 +50,7 @@ def managed_event(request, event_id: int) -> AlertEvent:
 @login_required
 @require_POST
 def acknowledge(request, event_id: int):
-    event = managed_event(request, event_id)
-    with transaction.atomic():
-        if AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(
-            state=AlertEvent.State.ACKNOWLEDGED
-        ):
-            audit.record(request, event.organization, "alerts.acknowledged", event.title)
+    triage.acknowledge(managed_event(request, event_id), request)
     return redirect("alerts")
 
 
@@ -73,11 +63,12 @@ def mute(request, event_id: int):
         raise Http404("events of the organization (a mailbox) are acknowledged, not muted")
     days = request.POST.get("days", "7")
     days = int(days) if days.isdigit() and 0 < int(days) <= 365 else 7
-    key = "" if request.POST.get("scope") == "domain" else event.key
-    until = timezone.now() + timedelta(days=days)
-    with transaction.atomic():
-        AlertMute.objects.create(domain=event.domain, key=key, until=until, user=request.user)
-        AlertEvent.objects.filter(pk=event.pk, state=AlertEvent.State.OPEN).update(state=AlertEvent.State.MUTED)
-        what = f"{event.domain.name} {key}".strip()
-        audit.record(request, event.organization, "alerts.muted", what, after={"until": until.isoformat()})
+    triage.mute(event, days, request, whole_domain=request.POST.get("scope") == "domain")
     return redirect("alerts")
+
+
+urlpatterns = [
+    path("alerts/", alert_list, name="alerts"),
+    path("alerts/<int:event_id>/acknowledge/", acknowledge, name="alert-acknowledge"),
+    path("alerts/<int:event_id>/mute/", mute, name="alert-mute"),
+]

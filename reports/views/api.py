@@ -8,6 +8,7 @@ from functools import wraps
 
 from django.conf import settings
 from django.http import JsonResponse
+from django.urls import path
 
 from reports.dashboard import stats
 from reports.dashboard.stats import Filters, Period, PeriodError
@@ -182,3 +183,13 @@ def report(request, scope, report_id: int):
             "records": list(records[start : start + stats.PAGE_SIZE]),
         }
     )
+
+
+urlpatterns = [
+    path("api/v1/domains", domains, name="api-domains"),
+    path("api/v1/domains/<str:name>/daily", daily, name="api-daily"),
+    path("api/v1/domains/<str:name>/sources", sources, name="api-sources"),
+    path("api/v1/domains/<str:name>/senders", senders, name="api-senders"),
+    path("api/v1/domains/<str:name>/reporters", reporters, name="api-reporters"),
+    path("api/v1/reports/<int:report_id>", report, name="api-report"),
+]

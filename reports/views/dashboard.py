@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import get_object_or_404, render
+from django.urls import path
 from django.utils.http import urlencode
 
 from reports.dashboard import charts, stats
@@ -215,3 +216,15 @@ def sender(request, name: str, sender_id: int):
         charts={"per-day": charts.messages_per_day(days)} if any(row["messages"] for row in days) else {},
     )
     return render(request, "reports/sender.html", context)
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("domains/<str:name>/", domain_overview, name="domain"),
+    path("domains/<str:name>/sources/", domain_sources, name="domain-sources"),
+    path("domains/<str:name>/sources/<str:ip>/", source, name="source"),
+    path("domains/<str:name>/senders/", domain_senders, name="domain-senders"),
+    path("domains/<str:name>/senders/<int:sender_id>/", sender, name="sender"),
+    path("domains/<str:name>/reporters/", domain_reporters, name="domain-reporters"),
+    path("domains/<str:name>/dkim/", domain_dkim, name="domain-dkim"),
+]

@@ -15,13 +15,11 @@ from django.views.decorators.http import require_POST
 
 from reports.intake import claims
 from reports.lib import names
-from reports.lib import resolver as dns_resolver
 from reports.lib.dnsrecords import dmarc
-from reports.lib.dnsrecords import lookups as dns
 from reports.lib.names import organizational_domain
 from reports.models import Domain, Membership, PolicyEvent, PolicyPlan, Report
-from reports.rollout import dnscheck as health
-from reports.tenancy import domains as onboarding
+from reports.rollout import plans
+from reports.tenancy import onboarding, ownership
 from reports.tenancy.access import has_role, organization_for
 from reports.views.dashboard import visible_domain
 
@@ -52,16 +50,16 @@ def org_domains(request, slug: str):
         .annotate(report_count=Count("reports"), last_report=Max("reports__end"))
         .order_by("name")
     )
-    plans = {plan.domain_id: plan for plan in PolicyPlan.objects.filter(domain__in=domains)}
+    plan_by_domain = {plan.domain_id: plan for plan in PolicyPlan.objects.filter(domain__in=domains)}
     for domain in domains:
-        domain.dns_status, domain.dns_class = _dns_status(plans.get(domain.pk), address)
+        domain.dns_status, domain.dns_class = _dns_status(plan_by_domain.get(domain.pk), address)
     groups = list(
-        onboarding.unclaimed_for(organization, request.user)
+        ownership.unclaimed_for(organization, request.user)
         .values("policy_domain")
         .annotate(count=Count("id"), first=Min("begin"), last=Max("end"))
         .order_by("-count", "policy_domain")[:MAX_GROUPS]
     )
-    owners = onboarding.owners(group["policy_domain"] for group in groups)
+    owners = ownership.owners(group["policy_domain"] for group in groups)
     ours = {domain.name for domain in domains}
     for group in groups:
         owner = owners.get(group["policy_domain"])
@@ -126,7 +124,7 @@ def setup(request, name: str):
         "sends_here": bool(found and onboarding.sends_here(found, address)),
         "merged": onboarding.merged_record(found, address) if found else "",
         "last_check": _last_setup_check(domain, address),
-        "unclaimed": onboarding.claimable(domain).count(),
+        "unclaimed": ownership.claimable(domain).count(),
         "report_count": Report.objects.filter(domain=domain).count(),
         "can_manage": has_role(request.user, organization, Membership.Role.ADMIN),
         "is_owner": has_role(request.user, organization, Membership.Role.OWNER),
@@ -147,52 +145,12 @@ def check(request, name: str):
     """Look up the DMARC record and the verification record now, and say what is missing."""
     domain = _domain_for_role(request, name, Membership.Role.ADMIN)
     address = onboarding.report_address()
-    lookup = health.check_record(domain)
+    checked = plans.check_setup(domain, address, request)
+    lookup = checked.lookup
     if lookup.result is None:
         messages.error(request, f"{lookup.name}: the lookup failed ({lookup.status}: {lookup.detail}); try again.")
         return redirect("domain-setup", name=domain.name)
-    found = lookup.result
-    findings, good = [], True
-    if not found.found:
-        findings.append(f"No DMARC record at {lookup.name} yet: publish the record below.")
-        good = False
-    else:
-        findings.append(f"DMARC record found at {lookup.name}: {'; '.join(found.texts)}.")
-        if found.errors:
-            findings.append(f"Problems: {'; '.join(found.errors)}.")
-            good = False
-        if address and onboarding.sends_here(found, address):
-            findings.append(f"Its rua= sends aggregate reports to {address}.")
-        elif address:
-            findings.append(f"Its rua= does not include mailto:{address}: no reports will reach this dashboard.")
-            good = False
-    verification = dns.check_external_verification(domain.name, [f"mailto:{address}"], dns_resolver.make())
-    for item in verification:
-        if item.published:
-            findings.append(f'{item.host} TXT "{item.value}" is published.')
-        else:
-            findings.append(f'{item.host} TXT "{item.value}" is missing ({item.detail or item.status}).')
-            good = False
-    if not address:
-        findings.append("DMARC_RUA is not set: the operator must set it before reports can be sent here.")
-        good = False
-    PolicyEvent.objects.create(
-        domain=domain,
-        user=request.user,
-        kind=PolicyEvent.Kind.CHECKED,
-        record="\n".join(found.texts),
-        note=" ".join(findings),
-        metrics={
-            "setup": {
-                "address": address,
-                "sends_here": onboarding.sends_here(found, address),
-                "verification": [
-                    {"host": item.host, "published": item.published, "status": item.status, "detail": item.detail}
-                    for item in verification
-                ],
-            }
-        },
-    )
+    findings, good = checked.findings, checked.good
     (messages.success if good else messages.error)(request, " ".join(findings))
     return redirect("domain-setup", name=domain.name)
 

@@ -1,17 +1,27 @@
 """CSV downloads of the dashboard's tables, for the same period and filters as the page."""
 
+from collections.abc import Iterable
 from itertools import islice
 
 from django.contrib.auth.decorators import login_required
+from django.http import StreamingHttpResponse
+from django.urls import path
 
 from reports.dashboard import stats
-from reports.lib.csvsafe import csv_response
+from reports.lib.csvsafe import csv_lines
 from reports.models import Record, SourceIP
 from reports.views.dashboard import period_and_filters, visible_domain
 from reports.views.reports import visible_report
 
 RATES = ("dkim_aligned_rate", "spf_aligned_rate", "passing_rate")
 COUNTS = ("messages", "dkim_aligned", "spf_aligned", "passing", "failing", "quarantined", "rejected")
+
+
+def csv_response(filename: str, header: Iterable[str], rows: Iterable[Iterable]) -> StreamingHttpResponse:
+    """Stream the rows: an export of a year of sources never sits in memory whole."""
+    response = StreamingHttpResponse(csv_lines(header, rows), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def _batches(rows, size: int = 2000):
@@ -123,3 +133,12 @@ def report_records_csv(request, report_id: int):
             )
 
     return csv_response(f"report-{report.pk}-records.csv", (*fields, "reasons", "dkim", "spf"), lines())
+
+
+urlpatterns = [
+    path("domains/<str:name>/sources.csv", sources_csv, name="export-sources"),
+    path("domains/<str:name>/senders.csv", senders_csv, name="export-senders"),
+    path("domains/<str:name>/reporters.csv", reporters_csv, name="export-reporters"),
+    path("domains/<str:name>/dkim.csv", dkim_csv, name="export-dkim"),
+    path("reports/<int:report_id>/records.csv", report_records_csv, name="export-report-records"),
+]

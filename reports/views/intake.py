@@ -7,12 +7,14 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import Http404, HttpResponse, HttpResponseGone, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from reports.enrichment.ip_lookup import open_asn_database
-from reports.intake.pipeline import ingest_stream, process_intake
+from reports.intake import pipeline
+from reports.intake.pipeline import ingest_stream
 from reports.lib.parsing import ReportError
 from reports.lib.parsing.archive import CappedReader
 from reports.models import ApiToken, Intake, Mailbox, Membership, Organization, SourceIP
@@ -33,7 +35,7 @@ def upload(request):
             for upload in form.cleaned_data["files"]:
                 result = ingest_stream(
                     upload,
-                    source=Intake.Source.UPLOAD,
+                    source=Intake.Channel.UPLOAD,
                     name=upload.name,
                     organization=form.cleaned_data["organization"],
                 )
@@ -65,7 +67,7 @@ def api_intake(request):
     try:
         result = ingest_stream(
             CappedReader(request, cap, "request body"),
-            source=Intake.Source.API,
+            source=Intake.Channel.API,
             name=name,
             organization=api_token.organization,
         )
@@ -120,12 +122,20 @@ def replay(request, intake_id: int):
     managed = Organization.objects.for_user(request.user, Membership.MANAGERS)
     if not (request.user.is_superuser or managed.filter(pk=intake.organization_id).exists()):
         raise Http404("no such input")
-    if intake.raw_purged_at is not None:
-        # Without its bytes a replay would only mark a stored input as failed.
+    try:
+        pipeline.replay(intake, request)
+    except pipeline.RawPurged:
         return HttpResponseGone(
             f"Input #{intake.pk} cannot be replayed: its raw bytes were removed on {intake.raw_purged_at:%Y-%m-%d} "
             "by the organization's retention of raw inputs. The reports stored from it are kept.\n",
             content_type="text/plain; charset=utf-8",
         )
-    process_intake(intake)
     return redirect("ingestion")
+
+
+urlpatterns = [
+    path("upload/", upload, name="upload"),
+    path("ingestion/", ingestion, name="ingestion"),
+    path("ingestion/<int:intake_id>/replay/", replay, name="replay"),
+    path("api/v1/intake", api_intake, name="api-intake"),
+]

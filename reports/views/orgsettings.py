@@ -10,36 +10,20 @@ import json
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
-from django.utils import timezone
 from django.views.decorators.http import require_POST
-from imapclient.exceptions import IMAPClientError
 
 from reports.dashboard.stats import PAGE_SIZE
-from reports.intake import imap as mailboxes
+from reports.intake import mailboxes
 from reports.models import ApiToken, AuditEntry, Mailbox, Membership
-from reports.tenancy import audit
+from reports.tenancy import organizations, tokens
 from reports.tenancy.access import has_role, organization_for
 from reports.views.forms import MailboxForm, OrganizationSettingsForm, TokenForm
 
 ADMIN = Membership.Role.ADMIN
 OWNER = Membership.Role.OWNER
 
-SETTINGS_FIELDS = [
-    "name",
-    "unverified_reports",
-    "raw_retention_days",
-    "record_retention_days",
-    "alert_min_messages",
-    "subscribe_new_members",
-]
-# What the audit log keeps of a mailbox: everything but the password (and where it is kept).
-MAILBOX_FIELDS = [
-    "name", "host", "port", "security", "username", "folder", "processed_folder", "invalid_folder",
-    "poll_interval", "enabled", "use_idle",
-]  # fmt: skip
 AUDIT_AREAS = [
     ("domain", "Domains"),
     ("member", "Members"),
@@ -59,15 +43,10 @@ def settings_view(request, slug: str):
     form = None
     if request.method == "POST":
         organization = organization_for(request, slug, ADMIN)
-        before = audit.snapshot(organization, SETTINGS_FIELDS)
         form = OrganizationSettingsForm(request.POST, instance=organization, can_rename=can_rename)
         if form.is_valid():
-            with transaction.atomic():
-                organization = form.save()
-                old, new = audit.changed(before, audit.snapshot(organization, SETTINGS_FIELDS))
-                if new:
-                    audit.record(request, organization, "organization.settings-changed", organization.name, old, new)
-            messages.success(request, "Settings saved." if new else "Nothing changed.")
+            changed = organizations.change_settings(organization, form.save, request)
+            messages.success(request, "Settings saved." if changed else "Nothing changed.")
             return redirect("org-settings", slug=organization.slug)
         # The form changed the instance while validating: show the stored name in the header.
         organization.refresh_from_db()
@@ -88,24 +67,12 @@ def mailbox_list(request, slug: str):
     return render(request, "org/mailboxes.html", context)
 
 
-def _mailbox_snapshot(mailbox: Mailbox) -> dict:
-    return audit.snapshot(mailbox, MAILBOX_FIELDS)
-
-
 @login_required
 def mailbox_add(request, slug: str):
     organization = organization_for(request, slug, ADMIN)
     form = MailboxForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            mailbox = form.save()
-            audit.record(
-                request,
-                organization,
-                "mailbox.added",
-                mailbox.name,
-                after={**_mailbox_snapshot(mailbox), "password set": True},
-            )
+        mailbox = mailboxes.add(form.save, request)
         messages.success(request, f"Mailbox {mailbox.name} added: test the connection before its first poll.")
         return redirect("org-mailbox", slug=organization.slug, mailbox_id=mailbox.pk)
     return render(request, "org/mailbox_form.html", {"organization": organization, "form": form, "mailbox": None})
@@ -119,17 +86,12 @@ def _mailbox(request, slug: str, mailbox_id: int):
 @login_required
 def mailbox_edit(request, slug: str, mailbox_id: int):
     organization, mailbox = _mailbox(request, slug, mailbox_id)
-    before = _mailbox_snapshot(mailbox)
     form = MailboxForm(request.POST or None, instance=mailbox, organization=organization)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            mailbox = form.save()
-            old, new = audit.changed(before, _mailbox_snapshot(mailbox))
-            if form.cleaned_data.get("password"):
-                new["password changed"] = True
-            if new:
-                audit.record(request, organization, "mailbox.changed", mailbox.name, old, new)
-        messages.success(request, f"Mailbox {mailbox.name} saved." if new else "Nothing changed.")
+        changed = mailboxes.change(
+            mailbox, form.save, request, password_changed=bool(form.cleaned_data.get("password"))
+        )
+        messages.success(request, f"Mailbox {mailbox.name} saved." if changed else "Nothing changed.")
         return redirect("org-mailbox", slug=organization.slug, mailbox_id=mailbox.pk)
     if request.method == "POST":
         mailbox.refresh_from_db()  # validation changed the instance: show what is stored
@@ -141,42 +103,16 @@ def mailbox_edit(request, slug: str, mailbox_id: int):
 @require_POST
 def mailbox_delete(request, slug: str, mailbox_id: int):
     organization, mailbox = _mailbox(request, slug, mailbox_id)
-    with transaction.atomic():
-        # Its inputs stay in the ledger, no longer linked to a mailbox.
-        audit.record(request, organization, "mailbox.deleted", mailbox.name, before=_mailbox_snapshot(mailbox))
-        mailbox.delete()
+    mailboxes.delete(mailbox, request)
     messages.success(request, f"Mailbox {mailbox.name} deleted; the reports it brought in are kept.")
     return redirect("org-mailboxes", slug=organization.slug)
-
-
-def check_connection(mailbox: Mailbox) -> tuple[bool, str]:
-    """Log in and select the folder, as a poll would, without fetching or moving anything."""
-    try:
-        mailboxes.password(mailbox)  # a missing password is said before anything is dialled
-        client = mailboxes.connect(mailbox)
-    except mailboxes.MailboxError as exc:
-        return False, str(exc)
-    try:
-        selected = client.select_folder(mailbox.folder, readonly=True)
-        count = selected.get(b"EXISTS", 0)
-    except (IMAPClientError, OSError) as exc:
-        return False, f"logged in, but the folder {mailbox.folder!r} cannot be opened: {exc}"
-    finally:
-        try:
-            client.logout()
-        except (IMAPClientError, OSError):
-            pass
-    return True, (
-        f"Connected to {mailbox.host}:{mailbox.port} as {mailbox.username}; "
-        f"the folder {mailbox.folder} holds {count} message{'s' if count != 1 else ''}."
-    )
 
 
 @login_required
 @require_POST
 def mailbox_test(request, slug: str, mailbox_id: int):
     organization, mailbox = _mailbox(request, slug, mailbox_id)
-    ok, text = check_connection(mailbox)
+    ok, text = mailboxes.check_connection(mailbox)
     if ok:
         messages.success(request, text)
     else:
@@ -211,11 +147,7 @@ def token_create(request, slug: str):
     form = TokenForm(request.POST)
     if not form.is_valid():
         return _tokens_page(request, organization, form)
-    with transaction.atomic():
-        token, secret = ApiToken.issue(organization, form.cleaned_data["name"])
-        audit.record(
-            request, organization, "token.created", str(token), after={"name": token.name, "prefix": token.prefix}
-        )
+    token, secret = tokens.create(organization, form.cleaned_data["name"], request)
     # Rendered, not redirected: the secret exists only in this response.
     return _tokens_page(request, organization, TokenForm(), secret=secret, created=token)
 
@@ -225,20 +157,10 @@ def token_create(request, slug: str):
 def token_revoke(request, slug: str, token_id: int):
     organization = organization_for(request, slug, ADMIN)
     token = get_object_or_404(ApiToken, organization=organization, pk=token_id)
-    with transaction.atomic():
-        now = timezone.now()
-        if ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=now):
-            audit.record(
-                request,
-                organization,
-                "token.revoked",
-                str(token),
-                before={"revoked_at": None},
-                after={"revoked_at": now.isoformat()},
-            )
-            messages.success(request, f"Token {token.name} revoked: it no longer works.")
-        else:
-            messages.error(request, f"Token {token.name} was already revoked.")
+    if tokens.revoke(token, request):
+        messages.success(request, f"Token {token.name} revoked: it no longer works.")
+    else:
+        messages.error(request, f"Token {token.name} was already revoked.")
     return redirect("org-tokens", slug=organization.slug)
 
 

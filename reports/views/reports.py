@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponseGone, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import path
 
 from reports.dashboard.stats import PAGE_SIZE
 from reports.intake import rawxml
@@ -61,3 +62,10 @@ def report_raw(request, report_id: int):
     response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
     response["Content-Disposition"] = f'attachment; filename="report-{report.pk}.xml"'
     return response
+
+
+urlpatterns = [
+    path("reports/", report_list, name="report-list"),
+    path("reports/<int:report_id>/", report_detail, name="report"),
+    path("reports/<int:report_id>/report.xml", report_raw, name="report-raw"),
+]

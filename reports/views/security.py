@@ -17,7 +17,6 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import path, reverse_lazy
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -138,9 +137,7 @@ def two_factor(request):
     secret = twofactor.secret_of(device)
     if request.method == "POST":
         if twofactor.verify(device, request.POST.get("code", "")):
-            device.confirmed_at = timezone.now()
-            device.save(update_fields=["confirmed_at"])
-            logger.info("two-factor turned on for %r", request.user.get_username())
+            twofactor.turn_on(device)
             messages.success(request, "Two-factor authentication is on. Logging in now asks for a code.")
             return redirect("two-factor")
         context["error"] = CODE_WRONG
@@ -165,8 +162,7 @@ def two_factor_disable(request):
             ratelimit.record_lockout_hit(username, address)
             context["error"], status = locked_message(minutes), 429
         elif twofactor.verify(device, request.POST.get("code", "")):
-            device.delete()
-            logger.info("two-factor turned off for %r from %s", username, address)
+            twofactor.turn_off(device, address)
             messages.success(request, "Two-factor authentication is off.")
             return redirect("two-factor")
         else:

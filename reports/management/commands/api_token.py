@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from reports.models import ApiToken, Organization
+from reports.tenancy import tokens
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
                 organization = Organization.objects.get(slug=options["organization"])
             except Organization.DoesNotExist:
                 raise CommandError(f"no organization with slug {options['organization']!r}") from None
-            token, secret = ApiToken.issue(organization, options["name"])
+            token, secret = tokens.create(organization, options["name"], None)
             self.stdout.write(f"token {token.pk} for {organization}: {secret}")
             self.stdout.write("It is shown only now; store it where your script can read it.")
         elif action == "list":
@@ -30,7 +30,7 @@ class Command(BaseCommand):
                 state = f"revoked {token.revoked_at:%Y-%m-%d}" if token.revoked_at else "active"
                 self.stdout.write(f"{token.pk}\t{token.organization.slug}\t{token.name}\t{token.prefix}...\t{state}")
         else:
-            updated = ApiToken.objects.filter(pk=options["id"], revoked_at=None).update(revoked_at=timezone.now())
-            if not updated:
+            token = ApiToken.objects.select_related("organization").filter(pk=options["id"]).first()
+            if token is None or not tokens.revoke(token, None):
                 raise CommandError(f"no active token {options['id']}")
             self.stdout.write(f"token {options['id']} revoked")

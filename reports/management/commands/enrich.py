@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from reports.enrichment import ip_lookup as sources
+from reports.enrichment import ip_lookup
 from reports.models import SourceIP
 
 
@@ -15,10 +15,10 @@ class Command(BaseCommand):
     def handle(self, *args, all: bool, limit: int, seconds: float, **options):
         if all:
             SourceIP.objects.update(expires_at=None)
-        added = sources.register_new_ips()
+        added = ip_lookup.register_new_ips()
         self.stdout.write(f"{added} new source IPs registered")
         while True:
-            result = sources.enrich_due(limit=limit, seconds=seconds)
+            result = ip_lookup.enrich_due(limit=limit, seconds=seconds)
             self.stdout.write(result.summary())
             if not result.remaining or not result.looked_up:
                 break

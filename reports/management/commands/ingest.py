@@ -33,7 +33,7 @@ class Command(BaseCommand):
                 elapsed = time.monotonic() - started
                 sys.stderr.write(f"[{number}/{len(inputs)} {elapsed:.0f}s] {path}\n")
                 sys.stderr.flush()
-            result = ingest_path(path, source=Intake.Source.CLI)
+            result = ingest_path(path, source=Intake.Channel.CLI)
             for outcome in result.outcomes:
                 totals[outcome.status] += 1
                 if outcome.status == "stored":

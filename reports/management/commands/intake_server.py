@@ -4,7 +4,7 @@ import threading
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.intake import lmtp as listener
+from reports.intake import lmtp
 
 
 def _host_port(value: str, what: str) -> tuple[str, int]:
@@ -21,21 +21,22 @@ class Command(BaseCommand):
         parser.add_argument("--lmtp", default=settings.INTAKE_LMTP_LISTEN, help="host:port to speak LMTP on")
         parser.add_argument("--smtp", default=settings.INTAKE_SMTP_LISTEN, help="host:port to speak SMTP on")
 
-    def handle(self, *args, lmtp: str, smtp: str, **options):
+    def handle(self, *args, **options):
+        listen_lmtp, listen_smtp = options["lmtp"], options["smtp"]
         try:
-            addresses = listener.routes(settings.INTAKE_ADDRESSES)
-        except listener.AddressError as exc:
+            addresses = lmtp.routes(settings.INTAKE_ADDRESSES)
+        except lmtp.AddressError as exc:
             raise CommandError(str(exc)) from exc
         if not addresses:
             raise CommandError("no report address: set INTAKE_ADDRESSES (or DMARC_RUA)")
-        if not lmtp and not smtp:
+        if not listen_lmtp and not listen_smtp:
             raise CommandError("nothing to listen on: give --lmtp or --smtp")
         servers = []
         try:
-            for value, what, is_lmtp in ((lmtp, "--lmtp", True), (smtp, "--smtp", False)):
+            for value, what, is_lmtp in ((listen_lmtp, "--lmtp", True), (listen_smtp, "--smtp", False)):
                 if value:
                     host, port = _host_port(value, what)
-                    servers.append(listener.serve(host, port, addresses, lmtp=is_lmtp, threads=settings.INTAKE_THREADS))
+                    servers.append(lmtp.serve(host, port, addresses, lmtp=is_lmtp, threads=settings.INTAKE_THREADS))
                     self.stdout.write(f"{'LMTP' if is_lmtp else 'SMTP'} on {host}:{port}")
         except OSError as exc:
             for server in servers:

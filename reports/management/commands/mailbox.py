@@ -3,6 +3,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from reports.intake import mailboxes
 from reports.intake.imap import plain_refusal
 from reports.models import Mailbox, Organization
 from reports.tenancy.secrets import encrypt
@@ -43,8 +44,10 @@ class Command(BaseCommand):
                     f"{m.folder}\t{state}\tlast poll {m.last_poll_at or 'never'}{error}"
                 )
         else:
-            if not Mailbox.objects.filter(pk=options["id"]).update(enabled=action == "enable"):
+            mailbox = Mailbox.objects.select_related("organization").filter(pk=options["id"]).first()
+            if mailbox is None:
                 raise CommandError(f"no mailbox {options['id']}")
+            mailboxes.set_enabled(mailbox, action == "enable", None)
             self.stdout.write(f"mailbox {options['id']} {action}d")
 
     def _add(self, options) -> None:
@@ -60,17 +63,20 @@ class Command(BaseCommand):
             password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
             if not password:
                 raise CommandError("empty password")
-        mailbox = Mailbox.objects.create(
-            organization=organization,
-            name=options["name"],
-            host=options["host"],
-            port=options["port"] or (993 if security == Mailbox.Security.TLS else 143),
-            security=security,
-            username=options["username"],
-            password_env=options["password_env"] or "",
-            password_encrypted=encrypt(password) if password else "",
-            folder=options["folder"],
-            ca_file=options["ca_file"],
-            poll_interval=options["poll_interval"],
+        mailbox = mailboxes.add(
+            lambda: Mailbox.objects.create(
+                organization=organization,
+                name=options["name"],
+                host=options["host"],
+                port=options["port"] or (993 if security == Mailbox.Security.TLS else 143),
+                security=security,
+                username=options["username"],
+                password_env=options["password_env"] or "",
+                password_encrypted=encrypt(password) if password else "",
+                folder=options["folder"],
+                ca_file=options["ca_file"],
+                poll_interval=options["poll_interval"],
+            ),
+            None,
         )
         self.stdout.write(f"mailbox {mailbox.pk} added: {mailbox}; it is polled within a minute")

@@ -5,14 +5,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connections
 
-from reports.alerts import detect as alerts
+from reports.alerts import deliver, jobs
 from reports.dashboard import windows
-from reports.enrichment import ip_lookup as sources
-from reports.intake import imap as mailboxes
-from reports.intake import retention
+from reports.enrichment import ip_lookup
+from reports.intake import imap, mailboxes, retention
 from reports.models import Mailbox, SourceIP
-from reports.rollout import dnscheck as health
-from reports.rollout import readiness
+from reports.rollout import dnscheck, readiness
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, *args, loop: bool, interval: float, idle: int | None, **options):
         try:
             mailboxes.sync_env_mailbox()
-        except mailboxes.MailboxError as exc:
+        except imap.MailboxError as exc:
             raise CommandError(str(exc)) from exc
         if idle is not None:
             try:
@@ -36,17 +34,17 @@ class Command(BaseCommand):
             except Mailbox.DoesNotExist:
                 raise CommandError(f"no enabled mailbox {idle}") from None
             self.stdout.write(f"Watching {mailbox} with IMAP IDLE; Ctrl-C stops.")
-            mailboxes.watch(mailbox)
+            imap.watch(mailbox)
             return
         if not loop:
             for mailbox in Mailbox.objects.filter(enabled=True).order_by("pk"):
-                self.stdout.write(mailboxes.poll(mailbox).summary())
+                self.stdout.write(imap.poll(mailbox).summary())
             return
         self.stdout.write("Polling mailboxes as they fall due, and looking up new source IPs; Ctrl-C stops.")
         # Mailboxes set to IMAP IDLE are watched by a thread each instead of polled on a timer.
         for mailbox in Mailbox.objects.filter(enabled=True, use_idle=True):
             self.stdout.write(f"Watching {mailbox} with IMAP IDLE.")
-            threading.Thread(target=mailboxes.watch, args=(mailbox,), daemon=True).start()
+            threading.Thread(target=imap.watch, args=(mailbox,), daemon=True).start()
         retained_on = None
         while True:
             try:
@@ -60,19 +58,19 @@ class Command(BaseCommand):
 
     def one_round(self, interval: float, retained_on):
         """Poll what is due, look up new IPs, refresh windows and alerts; retention once a day."""
-        for mailbox in mailboxes.due_mailboxes().filter(use_idle=False).order_by("pk"):
-            self.stdout.write(mailboxes.poll(mailbox).summary())
+        for mailbox in imap.due_mailboxes().filter(use_idle=False).order_by("pk"):
+            self.stdout.write(imap.poll(mailbox).summary())
         # Without a Celery worker, this loop is also where sending IPs get looked up.
-        sources.register_new_ips()
-        if SourceIP.objects.filter(sources.due()).exists():
-            self.stdout.write(sources.enrich_due(seconds=interval * 4).summary())
+        ip_lookup.register_new_ips()
+        if SourceIP.objects.filter(ip_lookup.due()).exists():
+            self.stdout.write(ip_lookup.enrich_due(seconds=interval * 4).summary())
         # ... and where the dashboard's per-source windows, the rollout readiness and alerts catch up.
         refreshed = windows.refresh_stale()
         readiness.refresh_stale()
         if time.gmtime().tm_wday == 0:  # Mondays: this week's digests (queued once a week)
-            alerts.queue_digests()
-        health.check_records_due()
-        alerts.run() if refreshed else alerts.watch()
+            deliver.queue_digests()
+        dnscheck.check_records_due()
+        jobs.run() if refreshed else jobs.watch()
         today = time.gmtime()[:3]
         if retained_on != today:  # once a day (and at start): each organization's retention
             retention.apply()

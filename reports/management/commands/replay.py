@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.intake.pipeline import process_intake
+from reports.intake import pipeline
 from reports.models import Intake
 
 
@@ -23,12 +23,11 @@ class Command(BaseCommand):
         if not ids and not refused:
             raise CommandError("name intake ids or use --refused")
         for intake in intakes.order_by("pk"):
-            if intake.raw_purged_at is not None:
-                # Without its bytes a replay would only mark the input failed; what it stored stays.
-                removed = f"{intake.raw_purged_at:%Y-%m-%d}"
-                self.stdout.write(f"intake {intake.pk} skipped: its raw bytes were removed on {removed} by retention")
+            try:
+                result = pipeline.replay(intake)
+            except pipeline.RawPurged as exc:
+                self.stdout.write(f"intake {intake.pk} skipped: {exc}")
                 continue
-            result = process_intake(intake)
             for outcome in result.outcomes:
                 detail = f": {outcome.reason}" if outcome.reason else f" ({outcome.records} records)"
                 self.stdout.write(f"intake {intake.pk} {outcome.name}: {outcome.status}{detail}")

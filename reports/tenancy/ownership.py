@@ -1,5 +1,4 @@
-"""Domains: which Domain a report belongs to, which unclaimed reports a domain may claim, and the
-records its owner publishes for reports to come here.
+"""Which Domain a report belongs to, and which unclaimed reports a domain may claim.
 
 A report's policy domain belongs to the most specific Domain among itself and its parents up to
 its organizational domain (Public Suffix List): ``mail.example.com`` goes to ``example.com``
@@ -10,10 +9,8 @@ collects the reports of the unrelated registrants below it.
 
 from collections.abc import Iterable
 
-from django.conf import settings
 from django.db.models import Q, QuerySet
 
-from reports.lib.dnsrecords import dmarc
 from reports.lib.names import candidates
 from reports.models import Domain, Report
 
@@ -59,38 +56,3 @@ def unclaimed_for(organization, user) -> QuerySet:
     if user.is_superuser:
         received |= Q(intake__organization__isnull=True)
     return Report.objects.filter(received, domain=None)
-
-
-def report_address() -> str:
-    """The address this install receives reports at (settings.DMARC_RUA), or "" when unset or invalid."""
-    raw = (settings.DMARC_RUA or "").strip()
-    return dmarc.mailto_address(raw if raw.lower().startswith("mailto:") else f"mailto:{raw}") if raw else ""
-
-
-def new_record(address: str) -> str:
-    """The record for a domain without one: monitoring only, reports to ``address`` (if any)."""
-    return dmarc.format_dmarc({"p": "none", "rua": f"mailto:{address}" if address else None})
-
-
-def sends_here(found: dmarc.DmarcResult, address: str) -> bool:
-    return bool(address) and address.lower() in (item.lower() for item in found.rua_addresses)
-
-
-def merged_record(found: dmarc.DmarcResult, address: str) -> str:
-    """The published record with ``address`` added to its rua=, everything else (its p= above all)
-    kept; "" when there is nothing to add or the record cannot be rewritten safely."""
-    if not found.record or not address or sends_here(found, address):
-        return ""
-    tags = dict(found.record)
-    tags["rua"] = ",".join([*found.rua_uris, f"mailto:{address}"])
-    tags.setdefault("p", "none")
-    try:
-        return dmarc.format_dmarc(tags)
-    except ValueError:  # a published value the record syntax cannot hold: the owner edits by hand
-        return ""
-
-
-def verification_records(domain_name: str, address: str) -> list[tuple[str, str]]:
-    """The record the report address's domain must publish when it is outside the domain's
-    organizational domain (RFC 7489 §7.1), else none."""
-    return dmarc.external_verification(domain_name, [f"mailto:{address}"]) if address else []

@@ -1,0 +1,207 @@
+"""A domain's plan from p=none to p=reject: which record to publish next, whether DNS shows it, and
+the changes to the plan (a move, a rollback, new settings, a DNS check), each one transaction with
+its history entry and audit entry.
+
+A stage changes only when DNS already shows the record of the stage being entered: the plan follows
+what receivers see.
+"""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from reports.lib import resolver as dns_resolver
+from reports.lib import stages
+from reports.lib.dnsrecords import dmarc, lookups
+from reports.models import Domain, PolicyEvent, PolicyPlan
+from reports.rollout import dnscheck, readiness
+from reports.tenancy import audit, onboarding
+
+ADVANCE = "advance"
+ROLLBACK = "rollback"
+
+
+class PlanError(ValueError):
+    """Why the plan cannot change as asked; the message is shown as is."""
+
+
+def plan_of(domain: Domain) -> PolicyPlan:
+    plan, _ = PolicyPlan.objects.get_or_create(domain=domain, defaults={"stage_started_at": timezone.now()})
+    return plan
+
+
+def current_stage(plan: PolicyPlan) -> stages.Stage:
+    return stages.BY_KEY.get(plan.stage, stages.PARKED if plan.parked else stages.STAGES[0])
+
+
+def target_stage(plan: PolicyPlan) -> stages.Stage | None:
+    """The stage whose record the operator should publish next."""
+    if plan.parked:
+        return None if plan.stage == stages.PARKED.key else stages.PARKED
+    return stages.next_of(plan.stage)
+
+
+def published(plan: PolicyPlan) -> dmarc.DmarcResult:
+    """The record the last DNS check found, parsed."""
+    return dmarc.parse_dmarc(plan.dns_record.split("\n") if plan.dns_record else [])
+
+
+def expected_record(plan: PolicyPlan, stage: stages.Stage) -> dict:
+    """The record to publish for ``stage``: the published one's other tags kept, rua= added."""
+    current = published(plan).record or None
+    rua = [f"mailto:{plan.rua or settings.DMARC_RUA}"] if (plan.rua or settings.DMARC_RUA) else None
+    return dmarc.record_for_stage(current, stage.tags, rua=rua)
+
+
+def matches(plan: PolicyPlan, stage: stages.Stage) -> bool:
+    """Whether the record found in DNS says what the stage says (p, sp/np when set, t, pct)."""
+    found = published(plan)
+    if found.errors or not found.record:
+        return False
+    tags = {key.lower(): value.strip().lower() for key, value in found.record.items()}
+    wanted = {key: value.lower() for key, value in stage.tags.items()}
+    for key in ("t", "pct"):
+        wanted.setdefault(key, {"t": "n", "pct": "100"}[key])
+        tags.setdefault(key, {"t": "n", "pct": "100"}[key])
+    return all(tags.get(key) == value for key, value in wanted.items())
+
+
+def move(domain: Domain, direction: str, actor) -> stages.Stage:
+    """Advance to the target stage, or roll back one, once DNS shows that stage's record; the
+    readiness of the new stage is computed after. Raises PlanError when there is no such stage or
+    DNS does not show its record yet."""
+    if direction not in (ADVANCE, ROLLBACK):
+        raise PlanError("no such move")
+    plan = plan_of(domain)
+    with transaction.atomic():
+        plan = PolicyPlan.objects.select_for_update().get(pk=plan.pk)
+        stage = target_stage(plan) if direction == ADVANCE else stages.previous_of(plan.stage)
+        if stage is None:
+            raise PlanError("There is no stage to move to.")
+        if not matches(plan, stage):
+            raise PlanError(f"DNS does not show the record of “{stage.label}” yet: publish it, then check DNS again.")
+        PolicyEvent.objects.create(
+            domain=domain,
+            user=audit.user_of(actor),
+            kind=PolicyEvent.Kind.ADVANCED if direction == ADVANCE else PolicyEvent.Kind.ROLLED_BACK,
+            from_stage=plan.stage,
+            to_stage=stage.key,
+            record=plan.dns_record,
+            metrics=(plan.readiness or {}).get("metrics", {}),
+            note=plan.rollback if direction == ROLLBACK else "",
+        )
+        audit.record(
+            actor,
+            domain.organization,
+            "policy.advanced" if direction == ADVANCE else "policy.rolled-back",
+            domain.name,
+            {"stage": plan.stage},
+            {"stage": stage.key, "record": plan.dns_record},
+        )
+        plan.stage, plan.stage_started_at, plan.rollback = stage.key, timezone.now(), ""
+        plan.save(update_fields=["stage", "stage_started_at", "rollback"])
+    readiness.refresh(domain)
+    return stage
+
+
+def change_settings(domain: Domain, values: dict, thresholds: dict, actor) -> dict:
+    """Save the plan's settings (``values``: parked, mailing_lists, rua) and threshold overrides;
+    the history and the audit log keep before and after. Returns what changed."""
+    plan = plan_of(domain)
+    before = {"parked": plan.parked, "mailing_lists": plan.mailing_lists, "rua": plan.rua, **plan.thresholds}
+    with transaction.atomic():
+        for name, value in values.items():
+            setattr(plan, name, value)
+        plan.thresholds = {**plan.thresholds, **thresholds}
+        plan.save()
+        after = {"parked": plan.parked, "mailing_lists": plan.mailing_lists, "rua": plan.rua, **plan.thresholds}
+        old, new = audit.changed(before, after)
+        audit.record(actor, domain.organization, "policy.settings-changed", domain.name, old, new)
+        PolicyEvent.objects.create(
+            domain=domain,
+            user=audit.user_of(actor),
+            kind=PolicyEvent.Kind.CHANGED,
+            metrics={"before": before, "after": after},
+            note=", ".join(f"{key}: {before.get(key)} → {value}" for key, value in new.items()),
+        )
+    readiness.refresh(domain)
+    return new
+
+
+def check_dns(domain: Domain, actor) -> lookups.DmarcLookup:
+    """Look up _dmarc.<domain> now, keep what was found on the plan and in its history."""
+    lookup = dnscheck.check_record(domain)
+    if lookup.result is None:
+        return lookup
+    found = "; ".join(lookup.result.texts) if lookup.result.texts else "no DMARC record"
+    note = found if lookup.result.valid else f"{found}: {'; '.join(lookup.result.errors)}"
+    PolicyEvent.objects.create(
+        domain=domain,
+        user=audit.user_of(actor),
+        kind=PolicyEvent.Kind.CHECKED,
+        record="\n".join(lookup.result.texts),
+        note=note,
+    )
+    return lookup
+
+
+@dataclass
+class SetupCheck:
+    """What the live check of a new domain's records found, in sentences for its owner."""
+
+    lookup: lookups.DmarcLookup
+    findings: list[str]
+    good: bool
+
+
+def check_setup(domain: Domain, address: str, actor) -> SetupCheck:
+    """Look up the DMARC record and the verification record ``address`` needs, say what is missing,
+    and keep the answer in the plan's history (the set-up page shows the last one)."""
+    lookup = dnscheck.check_record(domain)
+    if lookup.result is None:
+        return SetupCheck(lookup, [], False)
+    found = lookup.result
+    findings, good = [], True
+    if not found.found:
+        findings.append(f"No DMARC record at {lookup.name} yet: publish the record below.")
+        good = False
+    else:
+        findings.append(f"DMARC record found at {lookup.name}: {'; '.join(found.texts)}.")
+        if found.errors:
+            findings.append(f"Problems: {'; '.join(found.errors)}.")
+            good = False
+        if address and onboarding.sends_here(found, address):
+            findings.append(f"Its rua= sends aggregate reports to {address}.")
+        elif address:
+            findings.append(f"Its rua= does not include mailto:{address}: no reports will reach this dashboard.")
+            good = False
+    verification = lookups.check_external_verification(domain.name, [f"mailto:{address}"], dns_resolver.make())
+    for item in verification:
+        if item.published:
+            findings.append(f'{item.host} TXT "{item.value}" is published.')
+        else:
+            findings.append(f'{item.host} TXT "{item.value}" is missing ({item.detail or item.status}).')
+            good = False
+    if not address:
+        findings.append("DMARC_RUA is not set: the operator must set it before reports can be sent here.")
+        good = False
+    PolicyEvent.objects.create(
+        domain=domain,
+        user=audit.user_of(actor),
+        kind=PolicyEvent.Kind.CHECKED,
+        record="\n".join(found.texts),
+        note=" ".join(findings),
+        metrics={
+            "setup": {
+                "address": address,
+                "sends_here": onboarding.sends_here(found, address),
+                "verification": [
+                    {"host": item.host, "published": item.published, "status": item.status, "detail": item.detail}
+                    for item in verification
+                ],
+            }
+        },
+    )
+    return SetupCheck(lookup, findings, good)

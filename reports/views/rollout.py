@@ -1,0 +1,167 @@
+"""The guided policy workflow of one domain: readiness, the record to publish, the DNS check,
+moving on or rolling back, settings and history.
+
+Members see it; owners and admins act. A stage changes only when DNS already shows
+the record of the stage being entered: the plan follows what receivers see.
+"""
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.http import require_POST
+
+from reports.lib import stages
+from reports.lib.dnsrecords import dmarc
+from reports.models import PolicyEvent, PolicyPlan
+from reports.rollout import dnscheck, plans, readiness
+from reports.views.dashboard import visible_domain
+
+THRESHOLD_FIELDS = (
+    ("window_days", "Window (days)"),
+    ("authorised_pass", "M1 to leave monitor"),
+    ("strict_pass", "M1 in the ramp"),
+    ("strict_dkim", "M2 in the ramp"),
+    ("forwarding", "M6 at most"),
+    ("quiet_days", "M4: quiet days"),
+    ("rollback_source_daily", "Roll back when an authorised source fails more than (messages a day)"),
+    ("monitor_days", "Days in monitor at least (users post to mailing lists)"),
+    ("monitor_days_without_lists", "Days in monitor at least (no mailing lists)"),
+    *((f"days_{stage.key}", f"Days in “{stage.label}” at least") for stage in stages.STAGES[1:-1]),
+)
+
+
+class PlanForm(forms.ModelForm):
+    class Meta:
+        model = PolicyPlan
+        fields = ["parked", "mailing_lists", "rua"]
+
+
+@login_required
+def policy(request, name: str):
+    domain = visible_domain(request, name)
+    plan = plans.plan_of(domain)
+    stage = plans.current_stage(plan)
+    target = plans.target_stage(plan)
+    record = plans.expected_record(plan, target) if target else None
+    snapshot = plan.readiness or {}
+    context = {
+        "domain": domain,
+        "plan": plan,
+        "stage": stage,
+        "stages": stages.STAGES,
+        "stage_index": [s.key for s in stages.STAGES].index(stage.key) if stage.key in stages.BY_KEY else 0,
+        "parked_stage": stages.PARKED,
+        "target": target,
+        "record": dmarc.format_dmarc(record) if record else "",
+        "verification": dmarc.external_verification(domain.name, (record or {}).get("rua", "").split(","))
+        if record
+        else [],
+        "pct_note": stages.PCT_NOTE,
+        "found": plans.published(plan) if plan.dns_checked_at else None,
+        "dns_matches": bool(target and plans.matches(plan, target)),
+        "previous": stages.previous_of(plan.stage),
+        "snapshot": snapshot,
+        "can_manage": domain.managed_by(request.user),
+        "form": PlanForm(instance=plan),
+        "thresholds": [(key, label, {**stages.DEFAULTS, **plan.thresholds}[key]) for key, label in THRESHOLD_FIELDS],
+        "events": PolicyEvent.objects.filter(domain=domain).select_related("user")[:50],
+        "tab": "policy",
+    }
+    return render(request, "reports/policy.html", context)
+
+
+def _managed(request, name: str):
+    domain = visible_domain(request, name)
+    if not domain.managed_by(request.user):
+        raise Http404("only owners and admins change the plan")
+    return domain, plans.plan_of(domain)
+
+
+@login_required
+@require_POST
+def check_dns(request, name: str):
+    """Look up _dmarc.<domain> now and keep what was found."""
+    domain, _ = _managed(request, name)
+    lookup = plans.check_dns(domain, request)
+    if lookup.result is None:
+        messages.error(request, f"{lookup.name}: the lookup failed ({lookup.status}: {lookup.detail}); try again")
+        return redirect("policy", name=domain.name)
+    messages.info(request, f"{lookup.name}: {'; '.join(lookup.result.texts) or 'no DMARC record'}")
+    return redirect("policy", name=domain.name)
+
+
+@login_required
+@require_POST
+def move(request, name: str, direction: str):
+    """Advance to the target stage, or roll back one, once DNS shows that stage's record."""
+    if direction not in (plans.ADVANCE, plans.ROLLBACK):
+        raise Http404("no such move")
+    domain, _ = _managed(request, name)
+    try:
+        stage = plans.move(domain, direction, request)
+    except plans.PlanError as exc:
+        messages.error(request, str(exc))
+        return redirect("policy", name=domain.name)
+    messages.success(request, f"{domain.name} is now at “{stage.label}”.")
+    return redirect("policy", name=domain.name)
+
+
+@login_required
+@require_POST
+def settings_view(request, name: str):
+    """Change the plan's settings and thresholds; the history keeps before and after."""
+    domain, plan = _managed(request, name)
+    form = PlanForm(request.POST, instance=plan)
+    if not form.is_valid():
+        messages.error(request, f"Not saved: {form.errors.as_text()}")
+        return redirect("policy", name=domain.name)
+    thresholds = {}
+    for key, _ in THRESHOLD_FIELDS:
+        value = request.POST.get(f"threshold_{key}", "").strip()
+        if not value:
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            messages.error(request, f"Not saved: {key} must be a number")
+            return redirect("policy", name=domain.name)
+        if number < 0:
+            messages.error(request, f"Not saved: {key} cannot be negative")
+            return redirect("policy", name=domain.name)
+        default = stages.DEFAULTS[key]
+        thresholds[key] = int(number) if isinstance(default, int) else number
+    plans.change_settings(domain, {name: form.cleaned_data[name] for name in PlanForm.Meta.fields}, thresholds, request)
+    messages.success(request, "Plan saved.")
+    return redirect("policy", name=domain.name)
+
+
+@login_required
+@require_POST
+def recompute(request, name: str):
+    domain, _ = _managed(request, name)
+    readiness.refresh(domain)
+    return redirect("policy", name=domain.name)
+
+
+@login_required
+@require_POST
+def check_health(request, name: str):
+    """Check the domain's DMARC, SPF, DKIM keys, MX and own servers' reverse DNS now."""
+    domain, _ = _managed(request, name)
+    plan = dnscheck.refresh(domain)
+    count = len(plan.health["problems"])
+    messages.info(request, f"Health checked: {count} problem{'s' if count != 1 else ''} found.")
+    return redirect("policy", name=domain.name)
+
+
+urlpatterns = [
+    path("domains/<str:name>/policy/", policy, name="policy"),
+    path("domains/<str:name>/policy/check/", check_dns, name="policy-check"),
+    path("domains/<str:name>/policy/move/<str:direction>/", move, name="policy-move"),
+    path("domains/<str:name>/policy/settings/", settings_view, name="policy-settings"),
+    path("domains/<str:name>/policy/recompute/", recompute, name="policy-recompute"),
+    path("domains/<str:name>/policy/health/", check_health, name="policy-health"),
+]
