@@ -42,8 +42,8 @@ def main() -> None:
     from reports.enrichment import ip_lookup
     from reports.intake.pipeline import ingest_bytes
     from reports.models import Intake, Record, Report, SourceIP
-    from tests.builders import record_xml, report_xml
-    from tests.dnsserver import Dnsmasq, resolver_for
+    from tests.support.builders import record_xml, report_xml
+    from tests.support.dnsserver import Dnsmasq, resolver_for
 
     for model in (SourceIP, Record, Report, Intake):
         model.objects.all().delete()

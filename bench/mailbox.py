@@ -31,7 +31,7 @@ from bench.common import create_database, peak_rss_mb  # noqa: E402
 
 
 def messages(count: int) -> list[bytes]:
-    from tests.builders import gzipped, record_xml, report_email, report_xml, zipped
+    from tests.support.builders import gzipped, record_xml, report_email, report_xml, zipped
 
     rng = random.Random(7)
     out = []
@@ -68,7 +68,7 @@ def main() -> None:
     from reports.intake import imap
     from reports.models import Intake, Mailbox, Organization, Record, Report
     from reports.tenancy.secrets import encrypt
-    from tests.dovecot import ImapAccount, append_messages, check_dovecot_available, start_dovecot
+    from tests.support.dovecot import ImapAccount, append_messages, check_dovecot_available, start_dovecot
 
     check_dovecot_available()
     for model in (Record, Report, Intake, Mailbox):

@@ -4,12 +4,18 @@ from pathlib import Path
 import dns.resolver
 import pytest
 
-# Shared fixtures that test modules also import helpers from: rewrite their asserts too.
-pytest.register_assert_rewrite("tests.alerting")
+from reports.lib.parsing import Limits
+from tests.support.paths import CORPUS
 
-from reports.lib.parsing import Limits  # noqa: E402
-
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "parsedmarc-samples"
+# Servers, browsers and the shared cast (tests/support): their fixtures are every test's.
+pytest_plugins = [
+    "tests.support.dnsserver",
+    "tests.support.dovecot",
+    "tests.support.smtpserver",
+    "tests.support.browser",
+    "tests.support.cast",
+    "tests.support.alerting",
+]
 
 
 @pytest.fixture(scope="session")
@@ -57,7 +63,7 @@ def raw_store(settings, tmp_path):
     return settings.RAW_STORE_DIR
 
 
-# The suite's IMAP server (tests/dovecot.py) is on 127.0.0.1, which an operator must allow
+# The suite's IMAP server (tests/support/dovecot.py) is on 127.0.0.1, which an operator must allow
 # (reports/tenancy/netguard.py): here for the processes tests start, below for this one. Tests of the
 # guard itself set their own list.
 os.environ.setdefault("MAILBOX_ALLOWED_NETWORKS", "127.0.0.0/8")
@@ -74,7 +80,3 @@ def empty_cache():
     from django.core.cache import cache
 
     cache.clear()
-
-
-from tests.dnsserver import dns_server, dnsmasq  # noqa: E402, F401
-from tests.dovecot import dovecot, dovecot_without_move, imap_account, imap_account_without_move  # noqa: E402, F401

@@ -63,14 +63,6 @@ class Period:
     def days(self) -> int:
         return (self.end - self.start).days + 1
 
-    @property
-    def begin_at(self) -> datetime.datetime:
-        return datetime.datetime.combine(self.start, datetime.time(), UTC)
-
-    @property
-    def end_before(self) -> datetime.datetime:
-        return datetime.datetime.combine(self.end + datetime.timedelta(days=1), datetime.time(), UTC)
-
     def dates(self) -> list[datetime.date]:
         return [self.start + datetime.timedelta(days=n) for n in range(self.days)]
 

@@ -380,7 +380,6 @@ class AsnDatabase:
         self._conn, self._pid = self._connect(), os.getpid()
         try:
             meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
-            self._stat = os.stat(self.path)
             if meta.get("format") != FORMAT_VERSION:
                 raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT_VERSION!r}")
             self._built_at = datetime.fromisoformat(meta["built_at"])
@@ -435,18 +434,6 @@ class AsnDatabase:
         if row is None or row[0] < key:
             return UNKNOWN
         return Network(row[1], row[3], row[2])
-
-    def changed_on_disk(self) -> bool:
-        """Whether the file at ``path`` was replaced since this was opened (reopen to see it)."""
-        try:
-            now = os.stat(self.path)
-        except OSError:
-            return True
-        return (now.st_ino, now.st_mtime_ns, now.st_size) != (
-            self._stat.st_ino,
-            self._stat.st_mtime_ns,
-            self._stat.st_size,
-        )
 
     def close(self) -> None:
         with self._lock:

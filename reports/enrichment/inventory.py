@@ -48,12 +48,6 @@ def sender_for(row: SourceIP, organization_senders: list[Sender]) -> tuple[Sende
     return row.sender, row.sender_evidence
 
 
-def is_authorised(domain, row: SourceIP, organization_senders: list[Sender]) -> bool:
-    """Whether the domain's inventory authorises the sender of this IP."""
-    sender, _ = sender_for(row, organization_senders)
-    return sender is not None and domain.inventory.filter(sender=sender, authorised=True).exists()
-
-
 def network_of(ip: str) -> str:
     address = ipaddress.ip_address(ip)
     prefix = 24 if address.version == 4 else 64
