@@ -5,7 +5,7 @@ from django import forms
 
 from reports.intake.imap import plain_refusal
 from reports.models import ApiToken, Mailbox, Membership, Organization
-from reports.tenancy import netguard
+from reports.tenancy import netguard, organizations
 from reports.tenancy.secrets import encrypt
 
 # Readiness reads 14 days of records and the failing-source alerts a week: keeping fewer
@@ -31,14 +31,7 @@ class OrganizationSettingsForm(forms.ModelForm):
 
     class Meta:
         model = Organization
-        fields = [
-            "name",
-            "unverified_reports",
-            "raw_retention_days",
-            "record_retention_days",
-            "alert_min_messages",
-            "subscribe_new_members",
-        ]
+        fields = organizations.SETTINGS_FIELDS
         labels = {
             "unverified_reports": "Unverified reports",
             "raw_retention_days": "Keep raw inputs (days)",

@@ -22,14 +22,14 @@ from django.contrib.auth.models import User
 from django.utils import formats
 from playwright.sync_api import Page, expect
 
-from reports.intake.pipeline import ingest_bytes
-from reports.models import Domain, Intake, Report, Sender, SourceIP
+from reports.models import Domain, Report, Sender, SourceIP
+from tests.support import ingest
 from tests.support.browser import logged_in, screenshot
-from tests.support.builders import record_xml, report_xml
+from tests.support.builders import record_xml
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("cheap_passwords")]
 
-TODAY = datetime.datetime.now(datetime.UTC).date()
+TODAY = ingest.TODAY
 OWN = "192.0.2.10"
 LIST = "192.0.2.20"
 ESP = "198.51.100.7"
@@ -101,23 +101,8 @@ MESSAGES = seeded()
 PER_IP = {ip: seeded(ip=ip) for ip in (OWN, LIST, ESP, SPOOFER)}
 
 
-def midnight(days_ago: int) -> int:
-    day = TODAY - datetime.timedelta(days=days_ago)
-    return int(datetime.datetime.combine(day, datetime.time(), datetime.UTC).timestamp())
-
-
 def deliver(org_name: str, days_ago: int, records: list[dict]) -> None:
-    begin = midnight(days_ago)
-    data = report_xml(
-        [record_xml(**record) for record in records],
-        org_name=org_name,
-        email=f"noreply-dmarc@{org_name}",
-        report_id=f"{org_name}-{days_ago}",
-        begin=begin,
-        end=begin + 86399,
-        policy=POLICY,
-    )
-    ingest_bytes(data, source=Intake.Channel.CLI, name=f"{org_name}-{days_ago}.xml")
+    ingest.deliver([record_xml(**record) for record in records], days_ago, org_name=org_name, policy=POLICY)
 
 
 @pytest.fixture
