@@ -335,8 +335,16 @@ if EMAIL_HOST:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "dmarcdash@localhost")
-# Where users reach this install: alert emails link back to its pages.
-SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000/")
+# Where users reach this install: every link in an email (alerts, invitations, password resets)
+# starts with it. Unset, it is the address ``make run`` serves on (bootstrap --url keeps it in the
+# data directory, so a demo or poller started beside it prints and sends the same).
+SITE_URL = envstr("SITE_URL") or (
+    (DATA_DIR / "site-url").read_text().strip() if (DATA_DIR / "site-url").is_file() else "http://127.0.0.1:8000/"
+)
+if not SITE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured(f"SITE_URL: {SITE_URL!r} is not an http(s) URL")
+# Whether any signed-in user may create an organization of their own (superusers always may).
+ORGANIZATION_SELF_SERVICE = envbool("ORGANIZATION_SELF_SERVICE", "false")
 # Invitation links to join an organization stop working after this many days.
 INVITATION_DAYS = envint("INVITATION_DAYS", 7, minimum=1)
 # A session ends after this many hours (idle or not); log in again after.

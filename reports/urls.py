@@ -8,8 +8,10 @@ from reports.views import (
     domains,
     exports,
     intake,
+    inventory,
     members,
     ops,
+    organizations,
     orgsettings,
     reports,
     rollout,
@@ -18,6 +20,7 @@ from reports.views import (
 
 urlpatterns = [
     *dashboard.urlpatterns,
+    *inventory.urlpatterns,
     *rollout.urlpatterns,
     *exports.urlpatterns,
     *reports.urlpatterns,
@@ -26,6 +29,7 @@ urlpatterns = [
     *intake.urlpatterns,
     *api.urlpatterns,
     *ops.urlpatterns,
+    *organizations.urlpatterns,
     *members.urlpatterns,
     *domains.urlpatterns,
     *orgsettings.urlpatterns,

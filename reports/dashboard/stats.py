@@ -19,6 +19,8 @@ from django.db.models import Count, Exists, F, FloatField, Max, Min, OuterRef, Q
 from django.db.models.functions import Cast, NullIf, TruncDate
 
 from reports.dashboard import windows
+from reports.enrichment import verdicts
+from reports.enrichment.inventory import Inventory, network_of
 from reports.lib import stages
 from reports.models import (
     DKIM_ALIGNED,
@@ -103,8 +105,9 @@ class Filters:
     disposition: str = ""
     sender: int | None = None
     authenticity: str = ""
+    failing: bool = False  # only the mail that failed DMARC
 
-    NAMES = ("header_from", "reporter", "disposition", "sender", "authenticity")
+    NAMES = ("header_from", "reporter", "disposition", "sender", "authenticity", "failing")
 
     @classmethod
     def from_query(cls, query) -> "Filters":
@@ -118,10 +121,12 @@ class Filters:
             disposition=query.get("disposition", "").strip().lower()[:20],
             sender=int(sender) if sender.isdigit() and len(sender) < 12 else None,
             authenticity=authenticity,
+            failing=query.get("failing", "") in ("1", "on", "true"),
         )
 
     def query(self) -> dict[str, str]:
-        return {name: str(getattr(self, name)) for name in self.NAMES if getattr(self, name)}
+        values = {name: getattr(self, name) for name in self.NAMES if getattr(self, name)}
+        return {name: "1" if value is True else str(value) for name, value in values.items()}
 
     def __bool__(self) -> bool:
         return bool(self.query())
@@ -171,6 +176,8 @@ def _rows(domain: Domain, period: Period, filters: Filters, *, by_ip: bool = Fal
     source.rows = source.rows.filter(**conditions)
     if filters.sender is not None:
         source.rows = source.rows.filter(source_ip__in=SourceIP.objects.filter(sender_id=filters.sender).values("ip"))
+    if filters.failing:
+        source.rows = source.rows.filter(FAILING)
     return source
 
 
@@ -330,6 +337,27 @@ def describe(rows: list[dict]) -> list[dict]:
     return rows
 
 
+def explain(
+    domain: Domain, period: Period, rows: list[dict], inventory: Inventory | None = None, why: bool = True
+) -> list[dict]:
+    """Attach to each source row how the domain's inventory sees it (``sender`` as the organization
+    sees it, ``standing``, the ``mark`` target a click changes) and, with ``why``, for failing ones
+    the ``verdict``: why it fails. Rows need ``source_ip`` and ``failing``."""
+    inventory = inventory or Inventory(domain)
+    ips = [row["source_ip"] for row in rows]
+    inventory.load(ips)
+    failing = [row["source_ip"] for row in rows if row.get("failing")] if why else []
+    passing = {row["source_ip"]: row.get("passing") or 0 for row in rows}
+    found = verdicts.for_ips(domain, period.start, period.end, failing, inventory, passing) if failing else {}
+    for row in rows:
+        ip = row["source_ip"]
+        sender, evidence = inventory.sender(ip)
+        row["sender"], row["sender_evidence"], row["standing"] = sender, evidence, inventory.status(ip)
+        row["mark"] = ("sender", sender.pk, sender.name) if sender else ("network", network_of(ip), network_of(ip))
+        row["verdict"] = found.get(ip)
+    return rows
+
+
 def top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 15) -> list[dict]:
     """The busiest sources for the chart: only messages and passing, and no count of them all."""
     if _window(domain, period, filters) is not None:
@@ -343,6 +371,12 @@ def top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 1
             .order_by("-messages", "source_ip")
         )
     return [with_rates(dict(row)) for row in rows[:limit]]
+
+
+def top_failing(domain: Domain, period: Period, filters: Filters, limit: int = 10) -> list[dict]:
+    """The sources with the most failing messages, most first (none that only pass)."""
+    rows = source_rows(domain, period, filters, "-failing")[:limit]
+    return [with_rates(dict(row)) for row in rows if row["failing"]]
 
 
 def senders(domain: Domain, period: Period, filters: Filters) -> list[dict]:

@@ -11,7 +11,7 @@ from imapclient.exceptions import IMAPClientError
 from reports.intake import imap
 from reports.intake.imap import MailboxError, plain_refusal
 from reports.models import Mailbox, Organization
-from reports.tenancy import audit
+from reports.tenancy import audit, organizations
 
 # What the audit log keeps of a mailbox: everything but the password (and where it is kept).
 AUDITED_FIELDS = [
@@ -98,7 +98,9 @@ def check_connection(mailbox: Mailbox) -> tuple[bool, str]:
 
 
 def from_url(url: str, env_name: str = "IMAP_URL") -> Mailbox:
-    """Create or update the default organization's mailbox from ``imaps://user:password@host:993/INBOX``.
+    """Create or update the mailbox ``imaps://user:password@host:993/INBOX`` names, in the
+    organization of the install's first account (so its reports, and its alerts, are that account's;
+    "Default" only before any account exists). A mailbox made earlier stays where it is.
 
     imaps:// is implicit TLS, imap:// is STARTTLS, and imap+plain:// is plain IMAP,
     accepted for loopback hosts only. The password stays in the environment.
@@ -112,7 +114,10 @@ def from_url(url: str, env_name: str = "IMAP_URL") -> Mailbox:
     kind = security[parts.scheme]
     if refusal := plain_refusal(kind, parts.hostname):
         raise MailboxError(f"{env_name}: {refusal}")
-    organization, _ = Organization.objects.get_or_create(slug="default", defaults={"name": "Default"})
+    existing = Mailbox.objects.filter(name=env_name, password_env=env_name).order_by("pk").first()
+    organization = existing.organization if existing else organizations.first_account_organization()
+    if organization is None:
+        organization, _ = Organization.objects.get_or_create(slug="default", defaults={"name": "Default"})
     mailbox, _ = Mailbox.objects.update_or_create(
         organization=organization,
         name=env_name,

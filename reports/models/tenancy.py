@@ -48,6 +48,10 @@ class Organization(models.Model):
     subscribe_new_members = models.BooleanField(
         default=True, help_text="members who join get alert emails (they can change it)"
     )
+    report_address = models.EmailField(
+        blank=True,
+        help_text="where receivers send this organization's aggregate reports (rua=); empty: the install's DMARC_RUA",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OrganizationQuerySet.as_manager()

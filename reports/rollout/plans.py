@@ -8,7 +8,6 @@ what receivers see.
 
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -48,11 +47,16 @@ def published(plan: PolicyPlan) -> dmarc.DmarcResult:
     return dmarc.parse_dmarc(plan.dns_record.split("\n") if plan.dns_record else [])
 
 
+def report_address(plan: PolicyPlan) -> str:
+    """The rua= address the plan's records carry: the plan's own, else the organization's."""
+    return plan.rua or onboarding.report_address(plan.domain.organization)
+
+
 def expected_record(plan: PolicyPlan, stage: stages.Stage) -> dict:
     """The record to publish for ``stage``: the published one's other tags kept, rua= added."""
     current = published(plan).record or None
-    rua = [f"mailto:{plan.rua or settings.DMARC_RUA}"] if (plan.rua or settings.DMARC_RUA) else None
-    return dmarc.record_for_stage(current, stage.tags, rua=rua)
+    address = report_address(plan)
+    return dmarc.record_for_stage(current, stage.tags, rua=[f"mailto:{address}"] if address else None)
 
 
 def matches(plan: PolicyPlan, stage: stages.Stage) -> bool:
@@ -185,7 +189,7 @@ def check_setup(domain: Domain, address: str, actor) -> SetupCheck:
             findings.append(f'{item.host} TXT "{item.value}" is missing ({item.detail or item.status}).')
             good = False
     if not address:
-        findings.append("DMARC_RUA is not set: the operator must set it before reports can be sent here.")
+        findings.append("No report address is set: set it above before reports can be sent here.")
         good = False
     PolicyEvent.objects.create(
         domain=domain,

@@ -51,6 +51,7 @@ class SourceGroup:
     label: str
     sender: str
     authorised: bool
+    key: str = ""  # Inventory.source's: what marking it in the inventory changes
     messages: int = 0
     passing: int = 0
     dkim_aligned: int = 0
@@ -128,7 +129,10 @@ def measure_sources(window: Window) -> dict[str, SourceGroup]:
     authorised_volume = authorised_passing = authorised_dkim = 0
     for row in rows:
         key, label, authorised = window.inventory.source(row["source_ip"])
-        group = groups.get(key) or groups.setdefault(key, SourceGroup(label, label.split(" ")[0], authorised))
+        if key not in groups:
+            sender = window.inventory.sender(row["source_ip"])[0]
+            groups[key] = SourceGroup(label, sender.name if sender else label, authorised, key)
+        group = groups[key]
         group.messages += row["messages"]
         group.passing += row["passing"]
         group.dkim_aligned += row["dkim_aligned"]
@@ -308,6 +312,7 @@ def _blockers(groups, domain: Domain, thresholds: dict, today: datetime.date) ->
                     "source": group.label,
                     "messages": failing_dkim,
                     "problem": "failing DKIM alignment",
+                    "mark": mark_of(group.key),
                     "advice": f"add a DKIM key for {group.sender} in your DNS (so it signs as {domain.name}) "
                     "or mark it unauthorised",
                 }
@@ -318,6 +323,7 @@ def _blockers(groups, domain: Domain, thresholds: dict, today: datetime.date) ->
                     "source": group.label,
                     "messages": group.passing,
                     "problem": "passing DMARC but not in your inventory",
+                    "mark": mark_of(group.key),
                     "advice": "if this is your mail, authorise its sender; if not, find out who holds your keys",
                 }
             )
@@ -331,10 +337,20 @@ def _blockers(groups, domain: Domain, thresholds: dict, today: datetime.date) ->
                     "source": group.label,
                     "messages": group.messages,
                     "problem": f"new source, first seen {group.first_day.isoformat()}",
+                    "mark": mark_of(group.key),
                     "advice": "authorise it or mark it unauthorised, then wait for the period to pass",
                 }
             )
     return sorted(found, key=lambda item: -item["messages"])[:50]
+
+
+def mark_of(key: str) -> list:
+    """The inventory target of a source group's key: [kind, value, label] for the mark buttons."""
+    kind, _, rest = key.partition(":")
+    if kind == "sender":
+        pk, _, network = rest.partition(":")
+        return ["sender", int(pk), network]
+    return ["network", rest, rest]
 
 
 def _what_if(groups, next_stage: stages.Stage | None) -> list[dict]:

@@ -7,10 +7,25 @@ from django.conf import settings
 from reports.lib.dnsrecords import dmarc
 
 
-def report_address() -> str:
-    """The address this install receives reports at (settings.DMARC_RUA), or "" when unset or invalid."""
-    raw = (settings.DMARC_RUA or "").strip()
-    return dmarc.mailto_address(raw if raw.lower().startswith("mailto:") else f"mailto:{raw}") if raw else ""
+def report_address(organization=None) -> str:
+    """Where receivers send the reports of ``organization``'s domains: its own report address, else
+    the install's DMARC_RUA; "" when neither is a valid address (then no record is offered)."""
+    for raw in (getattr(organization, "report_address", ""), settings.DMARC_RUA):
+        raw = (raw or "").strip()
+        address = dmarc.mailto_address(raw if raw.lower().startswith("mailto:") else f"mailto:{raw}") if raw else ""
+        if address:
+            return address
+    return ""
+
+
+def suggested_address(organization) -> str:
+    """A likely report address to offer when none is set: the user name of a mailbox the
+    organization polls, when it is an email address (reports are delivered to that mailbox)."""
+    for username in organization.mailboxes.order_by("pk").values_list("username", flat=True):
+        address = dmarc.mailto_address(f"mailto:{username.strip()}") if "@" in username else ""
+        if address:
+            return address
+    return ""
 
 
 def new_record(address: str) -> str:

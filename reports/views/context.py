@@ -8,4 +8,9 @@ def organizations(request) -> dict:
     if user is None or not user.is_authenticated:
         return {}
     mine = my_organizations(user)
-    return {"my_organizations": mine, "current_organization": current_organization(request, mine)}
+    return {
+        "my_organizations": mine,
+        "current_organization": current_organization(request, mine),
+        # An undo for the last one-click change, offered once beside its message.
+        "undo": request.session.pop("undo", None) if hasattr(request, "session") else None,
+    }

@@ -16,18 +16,20 @@ from django.utils.http import urlencode
 
 from reports.dashboard import charts, stats
 from reports.dashboard.stats import Filters, Period, PeriodError
-from reports.models import DailySource, Domain, Membership, Record, Sender, SourceIP
+from reports.enrichment import inventory, ip_lookup, verdicts
+from reports.enrichment.inventory import Inventory, network_of
+from reports.models import DailySource, Domain, DomainSender, Membership, Record, Sender, SourceIP
+from reports.tenancy import organizations
 from reports.tenancy.access import current_organization, has_role
 
 SOURCE_COLUMNS = (
     ("ip", "Source IP"),
     ("messages", "Messages"),
+    ("dmarc_pass", "DMARC pass"),
     ("dkim_aligned", "DKIM aligned"),
     ("spf_aligned", "SPF aligned"),
-    ("dmarc_pass", "DMARC pass"),
     ("failing", "Failing"),
-    ("first_seen", "First seen"),
-    ("last_seen", "Last seen"),
+    ("last_seen", "Seen"),
 )
 
 
@@ -61,6 +63,8 @@ def _context(request, domain: Domain, tab: str, *, filtered: bool = True) -> dic
     """What every tab shows above its content; ``filtered`` False for pages without the filter bar."""
     period, filters, error = period_and_filters(request)
     return {
+        "can_manage": domain.managed_by(request.user),
+        "networks_known": ip_lookup.asn_database_path().exists(),
         "hide_filters": not filtered,
         "domain": domain,
         "period": period,
@@ -76,13 +80,21 @@ def _context(request, domain: Domain, tab: str, *, filtered: bool = True) -> dic
 @login_required
 def home(request):
     """One row per domain of the organization the user works in: volume, pass rate, trend, policy,
-    failing sources. Members of several organizations switch between them in the header."""
+    failing sources. Members of several organizations switch between them in the header. Before
+    there is a domain, the first steps: name the organization (or create one) and add a domain."""
     organization = current_organization(request)
     domains = list(Domain.objects.for_user(request.user).filter(organization=organization).order_by("name"))
     period = Period.last(stats.DEFAULT_DAYS)
-    context = {"rows": stats.domain_rows(domains, period), "period": period, "organization": organization}
+    context = {
+        "rows": stats.domain_rows(domains, period),
+        "period": period,
+        "organization": organization,
+        "may_create": organizations.may_create(request.user),
+    }
     if organization is not None:
         context["can_add"] = has_role(request.user, organization, Membership.Role.ADMIN)
+        context["can_rename"] = has_role(request.user, organization, Membership.Role.OWNER)
+        context["unnamed"] = organization.name == organizations.FIRST_NAME
     return render(request, "reports/dashboard.html", context)
 
 
@@ -93,17 +105,18 @@ def domain_overview(request, name: str):
     period, filters = context["period"], context["filters"]
     numbers = stats.overview(domain, period, filters)
     days, totals, dispositions = numbers["days"], numbers["totals"], numbers["dispositions"]
+    sources_inventory = Inventory(domain)
+    top = stats.explain(domain, period, stats.top_sources(domain, period, filters), sources_inventory, why=False)
     context.update(
         totals=totals,
         reasons=numbers["reasons"],
         dispositions=dispositions,
+        failing_sources=stats.explain(domain, period, stats.top_failing(domain, period, filters), sources_inventory),
         charts={
             "per-day": charts.messages_per_day(days),
             "pass-rate": charts.pass_rate(days),
             "dispositions": charts.dispositions(dispositions),
-            "top-sources": charts.by_key(
-                stats.top_sources(domain, period, filters), "Top sources by messages", lambda row: row["source_ip"]
-            ),
+            "top-sources": charts.by_key(top, "Top sources by messages", source_label),
         }
         if totals["messages"]
         else {},
@@ -117,12 +130,11 @@ def domain_sources(request, name: str):
     context = _context(request, domain, "sources")
     sort = request.GET.get("sort", "-messages")
     page = stats.sources(domain, context["period"], context["filters"], sort, request.GET.get("page", 1))
+    stats.explain(domain, context["period"], page.object_list)
     context.update(page=page, sort=sort, columns=SOURCE_COLUMNS)
     if page.object_list:
         context["charts"] = {
-            "sources": charts.by_key(
-                page.object_list[:20], "Sources on this page: pass and fail", lambda row: row["source_ip"]
-            )
+            "sources": charts.by_key(page.object_list[:20], "Sources on this page: pass and fail", source_label)
         }
     return render(request, "reports/domain_sources.html", context)
 
@@ -132,10 +144,22 @@ def domain_senders(request, name: str):
     domain = visible_domain(request, name)
     context = _context(request, domain, "senders")
     rows = stats.senders(domain, context["period"], context["filters"])
+    marks = dict(DomainSender.objects.filter(domain=domain).values_list("sender_id", "authorised"))
+    for row in rows:
+        mark = marks.get(row["sender"].pk) if row["sender"] else None
+        row["standing"] = (
+            inventory.UNKNOWN if mark is None else (inventory.AUTHORISED if mark else inventory.NOT_AUTHORISED)
+        )
     context["rows"] = rows
     if rows:
         context["charts"] = {"senders": charts.by_key(rows[:20], "Messages by named sender", _sender_label)}
     return render(request, "reports/domain_senders.html", context)
+
+
+def source_label(row: dict) -> str:
+    """An IP as people know it: with its sender's name when it has one."""
+    sender = row.get("sender")
+    return f"{row['source_ip']} ({sender.name})" if sender is not None else row["source_ip"]
 
 
 def _sender_label(row: dict) -> str:
@@ -183,9 +207,15 @@ def source(request, name: str, ip: str):
     info = SourceIP.objects.select_related("sender").filter(ip=ip).first()
     days = stats.source_daily(domain, period, ip)
     reporters = stats.source_reporters(domain, period, ip)
+    totals = stats.total_of(days)
+    (row,) = stats.explain(
+        domain, period, [{"source_ip": ip, "failing": totals["failing"], "passing": totals["passing"]}]
+    )
     context.update(
         ip=ip,
         info=info,
+        row=row,
+        marks=_marks(domain, ip, info, row, records),
         totals=stats.total_of(days),
         reporters=reporters,
         page=KnownCountPaginator(records, stats.PAGE_SIZE, count=stats.total_of(days)["records"]).get_page(
@@ -194,6 +224,36 @@ def source(request, name: str, ip: str):
         charts={"per-day": charts.messages_per_day(days)} if any(row["messages"] for row in days) else {},
     )
     return render(request, "reports/source.html", context)
+
+
+def _marks(domain: Domain, ip: str, info: SourceIP | None, row: dict, records) -> list[dict]:
+    """What an owner can mark for one IP: its sender, its network, its confirmed reverse DNS domain
+    and the DKIM domains its mail was signed with, each with its standing in the inventory."""
+    targets = []
+    if row["sender"] is not None:
+        targets.append(("sender", row["sender"].pk, row["sender"].name, "named sender"))
+    network = network_of(ip)
+    targets.append(("network", network, network, "network"))
+    if info is not None and info.forward_confirmed and info.base_domain:
+        targets.append(("ptr", info.base_domain, info.base_domain, "reverse DNS domain"))
+    seen = {
+        str(result.get("domain", "")).lower()
+        for results in records.values_list("dkim_results", flat=True)[:500]
+        for result in results or ()
+        if isinstance(result, dict) and result.get("domain")
+    }
+    for signing in sorted(seen)[:5]:
+        targets.append(("dkim", signing, signing, "DKIM signing domain"))
+    return [
+        {
+            "kind": kind,
+            "value": value,
+            "label": label,
+            "what": what,
+            "standing": inventory.standing(domain, kind, value),
+        }
+        for kind, value, label, what in targets
+    ]
 
 
 @login_required
@@ -207,8 +267,16 @@ def sender(request, name: str, sender_id: int):
     filters = Filters(sender=found.pk)
     days = stats.daily(domain, period, filters)
     page = stats.sources(domain, period, filters, request.GET.get("sort", "-messages"), request.GET.get("page", 1))
+    stats.explain(domain, period, page.object_list)
+    failing_ips = [row["source_ip"] for row in page.object_list if row["failing"]]
     context.update(
         sender=found,
+        standing=inventory.standing(domain, "sender", found.pk),
+        verdict=verdicts.for_group(
+            domain, period.start, period.end, failing_ips, passing=stats.total_of(days)["passing"]
+        )
+        if failing_ips
+        else None,
         totals=stats.total_of(days),
         page=page,
         columns=SOURCE_COLUMNS,

@@ -4,7 +4,6 @@ Members see the pages; admins add, check and claim; only owners delete. Everyone
 as for a domain of another organization, so neither learns that it exists.
 """
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count, Max, Min
@@ -19,9 +18,10 @@ from reports.lib.dnsrecords import dmarc
 from reports.lib.names import organizational_domain
 from reports.models import Domain, Membership, PolicyEvent, PolicyPlan, Report
 from reports.rollout import plans
-from reports.tenancy import onboarding, ownership
+from reports.tenancy import onboarding, organizations, ownership
 from reports.tenancy.access import has_role, organization_for
 from reports.views.dashboard import visible_domain
+from reports.views.forms import ReportAddressForm
 
 MAX_GROUPS = 200  # unclaimed policy domains listed; a flood of junk reports must not make the page huge
 
@@ -44,7 +44,7 @@ def _dns_status(plan: PolicyPlan | None, address: str) -> tuple[str, str]:
 @login_required
 def org_domains(request, slug: str):
     organization = organization_for(request, slug)
-    address = onboarding.report_address()
+    address = onboarding.report_address(organization)
     domains = list(
         Domain.objects.filter(organization=organization)
         .annotate(report_count=Count("reports"), last_report=Max("reports__end"))
@@ -106,7 +106,7 @@ def _last_setup_check(domain: Domain, address: str) -> dict | None:
 def setup(request, name: str):
     domain = visible_domain(request, name)
     organization = domain.organization
-    address = onboarding.report_address()
+    address = onboarding.report_address(organization)
     plan = PolicyPlan.objects.filter(domain=domain).first()
     checked = plan is not None and plan.dns_checked_at is not None
     found = dmarc.parse_dmarc(plan.dns_record.split("\n") if plan.dns_record else []) if checked else None
@@ -115,7 +115,7 @@ def setup(request, name: str):
         "tab": "domains",
         "domain": domain,
         "address": address,
-        "rua_setting": settings.DMARC_RUA,
+        "suggested_address": "" if address else onboarding.suggested_address(organization),
         "record": onboarding.new_record(address),
         "verification": onboarding.verification_records(domain.name, address),
         "plan": plan,
@@ -144,7 +144,7 @@ def _domain_for_role(request, name: str, minimum: str) -> Domain:
 def check(request, name: str):
     """Look up the DMARC record and the verification record now, and say what is missing."""
     domain = _domain_for_role(request, name, Membership.Role.ADMIN)
-    address = onboarding.report_address()
+    address = onboarding.report_address(domain.organization)
     checked = plans.check_setup(domain, address, request)
     lookup = checked.lookup
     if lookup.result is None:
@@ -152,6 +152,22 @@ def check(request, name: str):
         return redirect("domain-setup", name=domain.name)
     findings, good = checked.findings, checked.good
     (messages.success if good else messages.error)(request, " ".join(findings))
+    return redirect("domain-setup", name=domain.name)
+
+
+@login_required
+@require_POST
+def report_address(request, name: str):
+    """Set where the organization's reports go (from a domain's set-up page, where it is asked for)."""
+    domain = _domain_for_role(request, name, Membership.Role.ADMIN)
+    form = ReportAddressForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Not saved: {' '.join(form.errors.get('report_address', []))}")
+        return redirect("domain-setup", name=domain.name)
+    organizations.set_report_address(domain.organization, form.cleaned_data["report_address"], request)
+    messages.success(
+        request, f"Reports for {domain.organization.name}'s domains go to {form.cleaned_data['report_address']}."
+    )
     return redirect("domain-setup", name=domain.name)
 
 
@@ -183,5 +199,6 @@ urlpatterns = [
     path("domains/<str:name>/setup/", setup, name="domain-setup"),
     path("domains/<str:name>/setup/check/", check, name="domain-setup-check"),
     path("domains/<str:name>/setup/claim/", claim, name="domain-claim"),
+    path("domains/<str:name>/setup/report-address/", report_address, name="domain-report-address"),
     path("domains/<str:name>/delete/", delete, name="domain-delete"),
 ]

@@ -38,6 +38,7 @@ class OrganizationSettingsForm(forms.ModelForm):
             "record_retention_days": "Keep report records (days)",
             "alert_min_messages": "New domains: alert on a new failing source after (messages)",
             "subscribe_new_members": "Subscribe new members to alert emails",
+            "report_address": "Report address (rua=)",
         }
         help_texts = {
             "unverified_reports": "Reports whose email is not DKIM-signed by the reporter's domain. "
@@ -199,3 +200,9 @@ class UploadForm(forms.Form):
                     f"{upload.name} is {upload.size} bytes, more than the {self.max_bytes} byte cap"
                 )
         return files
+
+
+class ReportAddressForm(forms.Form):
+    report_address = forms.EmailField(
+        max_length=254, help_text="the mailbox receivers send aggregate reports to, such as dmarc@example.com"
+    )

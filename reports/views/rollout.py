@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
+from reports.enrichment import inventory
 from reports.lib import stages
 from reports.lib.dnsrecords import dmarc
 from reports.models import PolicyEvent, PolicyPlan
@@ -47,6 +48,9 @@ def policy(request, name: str):
     target = plans.target_stage(plan)
     record = plans.expected_record(plan, target) if target else None
     snapshot = plan.readiness or {}
+    for blocker in snapshot.get("blockers", []):
+        if blocker.get("mark"):
+            blocker["standing"] = inventory.standing(domain, *blocker["mark"][:2])
     context = {
         "domain": domain,
         "plan": plan,

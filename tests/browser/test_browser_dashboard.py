@@ -261,7 +261,7 @@ def test_the_tabs_the_csv_export_and_the_drill_downs_of_a_domain(page, live_serv
     page.click(f"#sources a:text-is('{ESP}')")
     page.wait_for_url(re.compile(rf"/domains/example\.com/sources/{re.escape(ESP)}/"))
     expect(page.locator("main h2").first).to_have_text(f"Source {ESP}")
-    facts = page.locator("table.facts")
+    facts = page.locator("#source-facts")
     expect(facts).to_contain_text("o1.mail.esp.example forward-confirmed")
     expect(facts).to_contain_text("Mail ESP (PTR in esp.example)")
     expect(facts).to_contain_text("AS64500 ESP-NET · US")

@@ -277,3 +277,36 @@ def test_the_home_page_shows_each_domains_rollout_stage(client, alice, data):
     assert "not started" in client.get("/").content.decode()
     PolicyPlan.objects.create(domain=data, stage="quarantine-25", stage_started_at=timezone.now())
     assert "S3 Quarantine 25%" in client.get("/").content.decode()
+
+
+def test_failing_only_counts_only_the_mail_that_failed(data, client, alice):
+    failing = Filters(failing=True)
+    assert stats.summary(data, period(), failing)["messages"] == 3 * 5
+    assert [row["source_ip"] for row in stats.source_rows(data, period(), failing)] == ["203.0.113.66"]
+    assert Filters.from_query({"failing": "1"}).query() == {"failing": "1"}
+    client.force_login(alice)
+    page = client.get("/domains/example.com/sources/?days=7&failing=1")
+    assert [row["source_ip"] for row in page.context["page"].object_list] == ["203.0.113.66"]
+    assert "failing=1" in page.context["query"]  # kept when moving between tabs
+
+
+def test_the_sources_table_says_why_each_failing_source_fails_and_the_overview_lists_the_worst(data, client, alice):
+    client.force_login(alice)
+    rows = {
+        row["source_ip"]: row for row in client.get("/domains/example.com/sources/?days=7").context["page"].object_list
+    }
+    assert rows["203.0.113.66"]["verdict"].title == "Not authorised: likely spoofing"
+    assert rows["192.0.2.10"]["verdict"] is None  # passes
+    assert (rows["198.51.100.7"]["sender"].name, rows["198.51.100.7"]["standing"]) == ("Mail ESP", "unknown")
+    overview = client.get("/domains/example.com/?days=7")
+    assert [row["source_ip"] for row in overview.context["failing_sources"]] == ["203.0.113.66"]
+    text = overview.content.decode()
+    assert 'id="failing-sources"' in text and "likely spoofing" in text
+    # A viewer sees the standing, not the buttons.
+    assert 'name="mark"' not in text
+
+
+def test_the_top_sources_chart_names_the_sender(data, client, alice):
+    client.force_login(alice)
+    figure = client.get("/domains/example.com/?days=7").context["charts"]["top-sources"]
+    assert "198.51.100.7 (Mail ESP)" in json.dumps(figure)

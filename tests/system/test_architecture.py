@@ -1,5 +1,7 @@
 """The shape of the code, as promised in the README's Layout: what the app's top level holds, and
-the names the outside world relies on (URLs, Celery task names, the schema) staying as they are."""
+the names the outside world relies on (URLs, Celery task names, the schema) staying as they are:
+a URL or task that is added, renamed or dropped shows here and is changed in tests/expected/ on
+purpose."""
 
 import io
 from pathlib import Path

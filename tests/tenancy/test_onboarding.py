@@ -243,12 +243,31 @@ def test_no_verification_record_when_reports_stay_in_the_organizational_domain(c
     assert "_report._dmarc" not in page.content.decode()
 
 
-def test_without_dmarc_rua_the_page_says_the_operator_must_set_it(client, acme, admin, settings):
+def test_without_a_report_address_the_page_asks_for_one_and_offers_no_record_until_then(client, acme, admin, settings):
     settings.DMARC_RUA = ""
     Domain.objects.create(organization=acme, name="example.com")
+    page = client.get("/domains/example.com/setup/").content.decode()
+    assert 'id="report-address-form"' in page and 'id="record-value"' not in page
+
+    refused = client.post(
+        "/domains/example.com/setup/report-address/", {"report_address": "not an address"}, follow=True
+    )
+    assert "Not saved" in flash(refused)
+    client.post("/domains/example.com/setup/report-address/", {"report_address": "DMARC@Reports.Example.com"})
+
     page = client.get("/domains/example.com/setup/")
-    assert page.context["record"] == "v=DMARC1; p=none"
-    assert "the operator must set DMARC_RUA" in page.content.decode()
+    assert page.context["address"] == "DMARC@reports.example.com"
+    assert page.context["record"] == "v=DMARC1; p=none; rua=mailto:DMARC@reports.example.com"
+    entry = AuditEntry.objects.get(action="organization.settings-changed")
+    assert (entry.before, entry.after) == ({"report_address": ""}, {"report_address": "DMARC@reports.example.com"})
+
+
+def test_an_organizations_own_report_address_comes_before_dmarc_rua(client, acme, admin, rua):
+    Domain.objects.create(organization=acme, name="example.com")
+    assert client.get("/domains/example.com/setup/").context["address"] == RUA
+    acme.report_address = "dmarc@acme.example"
+    acme.save()
+    assert client.get("/domains/example.com/setup/").context["address"] == "dmarc@acme.example"
 
 
 # --- setup page: the live check -----------------------------------------------------------

@@ -21,6 +21,8 @@ pytestmark = pytest.mark.django_db
 
 RULES = all_rules()
 DENIED = (403, 404)
+# Above every role of an organization: what only operators (superusers) may do.
+RANKS = {**RANK, "operator": RANK[Membership.Role.OWNER] + 1}
 
 
 class Rollback(Exception):
@@ -54,10 +56,10 @@ def test_every_url_answers_each_role_as_its_rule_says(client, role, dns_zone, ac
     if role == "superuser":
         user.is_superuser = user.is_staff = True
         user.save()
-        rank = RANK[Membership.Role.OWNER]
+        rank = RANKS["operator"]
     else:
         Membership.objects.create(user=user, organization=organization, role=role)
-        rank = RANK[role]
+        rank = RANKS[role]
     client.force_login(user)
     wrong = []
     for name, route in patterns():
@@ -67,7 +69,7 @@ def test_every_url_answers_each_role_as_its_rule_says(client, role, dns_zone, ac
         url = url_for(route, acme)
         response = ask(client, rule.method, url, post_data(name, acme))
         status = response.status_code
-        allowed = rank >= RANK[rule.role]
+        allowed = rank >= RANKS[rule.role]
         if not allowed and status not in DENIED:
             wrong.append(f"{name} {rule.method} {url}: {status}, but {role} is below {rule.role}")
         elif allowed and rule.method == "GET" and status != 200:
@@ -78,7 +80,7 @@ def test_every_url_answers_each_role_as_its_rule_says(client, role, dns_zone, ac
 
 
 def test_every_rule_names_a_known_role_method_and_scope():
-    assert RANK["viewer"] < RANK["admin"] < RANK["owner"]
+    assert RANKS["viewer"] < RANKS["admin"] < RANKS["owner"] < RANKS["operator"]
     for name, rule in RULES.items():
-        assert rule.role in RANK and rule.method in ("GET", "POST"), name
+        assert rule.role in RANKS and rule.method in ("GET", "POST"), name
         assert rule.outsider in ("404", "list", "open"), name

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from reports.management import demo
@@ -13,7 +14,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--user", metavar="USERNAME", help="an existing user to make owner of Demo (default: the only superuser)"
         )
-        parser.add_argument("--url", default="http://127.0.0.1:8000/", help="where the site runs, for the last line")
+        parser.add_argument("--url", default=settings.SITE_URL, help="where the site runs, for the last line")
 
     def handle(self, *args, user: str | None, url: str, **options):
         try:

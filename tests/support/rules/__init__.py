@@ -6,8 +6,8 @@ A Rule says:
   "list" (a page of the visitor's own things: it must not show another organization's),
   "open" (anyone, logged in or not: login, password reset, invitation links);
 - ``method``: the method that uses it (POST-only actions are walked with POST);
-- ``role``: the least role in the organization that may use it ("viewer", "admin", "owner");
-  a member below it gets 404 or 403, like a stranger.
+- ``role``: the least role in the organization that may use it ("viewer", "admin", "owner"), or
+  "operator" for superusers only; a member below it gets 404 or 403, like a stranger.
 """
 
 import importlib

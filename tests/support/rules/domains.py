@@ -9,4 +9,6 @@ RULES = {
     "domain-setup-check": Rule("404", "POST", "admin"),
     "domain-claim": Rule("404", "POST", "admin"),
     "domain-delete": Rule("404", "POST", "owner"),
+    "domain-report-address": Rule("404", "POST", "admin"),
+    "inventory-mark": Rule("404", "POST", "admin"),
 }

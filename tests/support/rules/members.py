@@ -12,4 +12,6 @@ RULES = {
     "org-invitation-revoke": OWNER_ACTION,
     "invitation": Rule("open"),  # the signed link is the credential
     "org-switch": Rule("list", "POST"),
+    "org-new": Rule("list", "GET", "operator"),  # anyone too with ORGANIZATION_SELF_SERVICE: test_organizations
+    "org-get-started": Rule("404", "POST", "admin"),
 }
