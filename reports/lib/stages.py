@@ -49,6 +49,13 @@ PARKED = Stage(
     0,
     note="A domain that sends no mail can refuse all of it at once.",
 )
+MAILING_LIST_NOTE = (
+    "Your users post to mailing lists. RFC 9989 advises such domains not to publish p=reject: a list "
+    "that changes messages (a footer, a subject tag) breaks their DKIM signature, and receivers would "
+    "refuse your users' posts to the list's members. Stopping at quarantine keeps that mail deliverable "
+    "(to spam at worst) while spoofing is still stopped; go on to reject only if mail broken in transit "
+    "(M6) stays negligible."
+)
 PCT_NOTE = (
     "pct only affects receivers that follow RFC 7489: receivers that follow RFC 9989 ignore it and apply the "
     "policy to all failing mail. Ramp steps are for the older receivers; plan as if the policy applies in full."
@@ -124,6 +131,36 @@ class Verdict:
 
 def _percent(value: float | None) -> str:
     return "no authorised mail yet" if value is None else f"{100 * value:.1f}%"
+
+
+def index_of(key: str) -> int:
+    """A stage's place in the plan (parked, or an unknown key, counts as before the first)."""
+    keys = [stage.key for stage in STAGES]
+    return keys.index(key) if key in keys else -1
+
+
+def stage_of(tags: dict, *, parked: bool = False) -> Stage | None:
+    """The stage whose record these published (or reported) tags are, or the last stage they have
+    reached when they fall between two (p=quarantine; pct=10 has left testing but not reached 25%);
+    None for no valid policy. With ``parked``, reject for the domain and its subdomains is PARKED."""
+    tags = {str(key).lower(): str(value).strip().lower() for key, value in tags.items()}
+    policy = tags.get("p", "")
+    try:
+        pct = int(tags.get("pct", "100") or 100)
+    except ValueError:
+        pct = 100
+    testing = tags.get("t") == "y" or pct == 0
+    if parked and policy == "reject" and tags.get("sp", "reject") == "reject" and tags.get("np", "reject") == "reject":
+        return PARKED
+    if policy == "none":
+        return BY_KEY["monitor"]
+    if policy == "quarantine":
+        if testing or pct < 25:
+            return BY_KEY["quarantine-testing"]
+        return BY_KEY["quarantine-25" if pct < 50 else "quarantine-50" if pct < 100 else "quarantine"]
+    if policy == "reject":
+        return BY_KEY["reject-testing" if testing or pct < 100 else "reject"]
+    return None
 
 
 def next_of(key: str) -> Stage | None:

@@ -40,6 +40,7 @@ class PolicyEvent(models.Model):
         CHANGED = "changed", "Plan settings changed"
         CHECKED = "checked", "DNS checked"
         ROLLBACK_SIGNAL = "rollback-signal", "Rollback advised"
+        ADOPTED = "adopted", "Adopted the stage DNS or the reports show"
 
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="policy_events")
     at = models.DateTimeField(auto_now_add=True)

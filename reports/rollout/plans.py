@@ -6,6 +6,7 @@ A stage changes only when DNS already shows the record of the stage being entere
 what receivers see.
 """
 
+import datetime
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -14,7 +15,7 @@ from django.utils import timezone
 from reports.lib import resolver as dns_resolver
 from reports.lib import stages
 from reports.lib.dnsrecords import dmarc, lookups
-from reports.models import Domain, PolicyEvent, PolicyPlan
+from reports.models import Domain, PolicyEvent, PolicyPlan, Report
 from reports.rollout import dnscheck, readiness
 from reports.tenancy import audit, onboarding
 
@@ -72,6 +73,115 @@ def matches(plan: PolicyPlan, stage: stages.Stage) -> bool:
     return all(tags.get(key) == value for key, value in wanted.items())
 
 
+def dns_stage(plan: PolicyPlan) -> stages.Stage | None:
+    """The stage the record found at the last DNS check is (None: not checked, none, or broken)."""
+    found = published(plan)
+    if plan.dns_checked_at is None or not found.record or found.errors:
+        return None
+    return stages.stage_of(found.record, parked=plan.parked)
+
+
+@dataclass
+class Reported:
+    """The policy the domain's recent reports show receivers applying, and since when."""
+
+    stage: stages.Stage
+    policy: str  # as reported: "p=quarantine; pct=50"
+    reporters: int
+    since: datetime.date
+
+
+def reported_stage(domain: Domain, today: datetime.date | None = None) -> Reported | None:
+    """The stage of the policy most of the last week's reports show, with the day reports began
+    to show it (looking back up to 90 days): what receivers saw, whatever the plan says."""
+    today = today or timezone.now().astimezone(datetime.UTC).date()
+    rows = (
+        Report.objects.filter(domain=domain, begin__gte=timezone.now() - datetime.timedelta(days=90))
+        .order_by("-begin")
+        .values_list("begin", "org_name", "p", "pct", "testing")
+    )
+    recent, older = [], []
+    for begin, org_name, p, pct, testing in rows:
+        tags = {"p": p, "pct": "100" if pct is None else str(pct), "t": testing}
+        stage = stages.stage_of(tags)
+        if stage is None:
+            continue
+        (recent if begin.date() > today - datetime.timedelta(days=7) else older).append((begin, org_name, stage, tags))
+    if not recent:
+        return None
+    counts: dict[str, int] = {}
+    for _, _, stage, _ in recent:
+        counts[stage.key] = counts.get(stage.key, 0) + 1
+    key = max(counts, key=counts.get)
+    showing = [row for row in recent + older if row[2].key == key]
+    since = showing[-1][0].date()
+    for begin, _, stage, _ in recent + older:  # newest first: the run that ends now
+        if stage.key != key:
+            break
+        since = begin.date()
+    tags = next(row[3] for row in recent if row[2].key == key)
+    policy = (
+        f"p={tags['p']}"
+        + (f"; pct={tags['pct']}" if tags["pct"] != "100" else "")
+        + ("; t=y" if tags["t"] == "y" else "")
+    )
+    return Reported(stages.BY_KEY[key], policy, len({row[1] for row in recent if row[2].key == key}), since)
+
+
+def proposal(plan: PolicyPlan) -> dict | None:
+    """The stage to adopt when DNS or the reports show the domain past where the plan stands, with
+    what was seen and where; None when they agree with the plan (or show less)."""
+    current = stages.index_of(plan.stage)
+    shown = dns_stage(plan)
+    if shown is not None and shown.key != plan.stage and stages.index_of(shown.key) > current:
+        return {
+            "stage": shown,
+            "where": f"DNS (_dmarc.{plan.domain.name}, checked {plan.dns_checked_at:%Y-%m-%d %H:%M} UTC)",
+            "seen": published(plan).texts[0],
+            "since": None,
+        }
+    reported = reported_stage(plan.domain)
+    if reported is not None and stages.index_of(reported.stage.key) > current:
+        reporters = f"{reported.reporters} reporter{'s' if reported.reporters != 1 else ''}"
+        return {
+            "stage": reported.stage,
+            "where": f"reports from {reporters} in the last week",
+            "seen": reported.policy,
+            "since": reported.since,
+        }
+    return None
+
+
+def adopt(domain: Domain, key: str, actor, since: datetime.date | None = None, where: str = "") -> stages.Stage:
+    """Put the plan at the stage DNS or the reports already show (days in it counted from
+    ``since``, the day it was first seen, else now). Raises PlanError for no such stage."""
+    stage = stages.BY_KEY.get(key) or (stages.PARKED if key == stages.PARKED.key else None)
+    if stage is None:
+        raise PlanError("There is no such stage.")
+    plan = plan_of(domain)
+    started = datetime.datetime.combine(since, datetime.time(), datetime.UTC) if since is not None else timezone.now()
+    with transaction.atomic():
+        plan = PolicyPlan.objects.select_for_update().get(pk=plan.pk)
+        PolicyEvent.objects.create(
+            domain=domain,
+            user=audit.user_of(actor),
+            kind=PolicyEvent.Kind.ADOPTED,
+            from_stage=plan.stage,
+            to_stage=stage.key,
+            record=plan.dns_record,
+            metrics=(plan.readiness or {}).get("metrics", {}),
+            note=f"seen in {where}" if where else "",
+        )
+        audit.record(
+            actor, domain.organization, "policy.adopted", domain.name, {"stage": plan.stage},
+            {"stage": stage.key, "since": started.isoformat(), "seen in": where},
+        )  # fmt: skip
+        plan.stage, plan.stage_started_at, plan.rollback = stage.key, started, ""
+        plan.save(update_fields=["stage", "stage_started_at", "rollback"])
+    readiness.refresh(domain)
+    return stage
+
+
 def move(domain: Domain, direction: str, actor) -> stages.Stage:
     """Advance to the target stage, or roll back one, once DNS shows that stage's record; the
     readiness of the new stage is computed after. Raises PlanError when there is no such stage or
@@ -84,6 +194,10 @@ def move(domain: Domain, direction: str, actor) -> stages.Stage:
         stage = target_stage(plan) if direction == ADVANCE else stages.previous_of(plan.stage)
         if stage is None:
             raise PlanError("There is no stage to move to.")
+        shown = dns_stage(plan)
+        if direction == ADVANCE and not matches(plan, stage) and shown is not None and not plan.parked:
+            if stages.index_of(shown.key) > stages.index_of(stage.key):
+                stage = shown  # DNS is already ahead of the plan: move to what receivers see
         if not matches(plan, stage):
             raise PlanError(f"DNS does not show the record of “{stage.label}” yet: publish it, then check DNS again.")
         PolicyEvent.objects.create(

@@ -20,17 +20,21 @@ from reports.models import PolicyEvent, PolicyPlan
 from reports.rollout import dnscheck, plans, readiness
 from reports.views.dashboard import visible_domain
 
+PERCENT, DAYS, MESSAGES = "%", "days", "messages"
+# (key, what it means, unit, metric code): rates are shown and typed as percentages.
 THRESHOLD_FIELDS = (
-    ("window_days", "Window (days)"),
-    ("authorised_pass", "M1 to leave monitor"),
-    ("strict_pass", "M1 in the ramp"),
-    ("strict_dkim", "M2 in the ramp"),
-    ("forwarding", "M6 at most"),
-    ("quiet_days", "M4: quiet days"),
-    ("rollback_source_daily", "Roll back when an authorised source fails more than (messages a day)"),
-    ("monitor_days", "Days in monitor at least (users post to mailing lists)"),
-    ("monitor_days_without_lists", "Days in monitor at least (no mailing lists)"),
-    *((f"days_{stage.key}", f"Days in “{stage.label}” at least") for stage in stages.STAGES[1:-1]),
+    ("authorised_pass", "Your authorised mail that must pass DMARC to leave monitoring", PERCENT, "M1"),
+    ("strict_pass", "Your authorised mail that must pass DMARC during the quarantine and reject steps", PERCENT, "M1"),
+    ("strict_dkim", "Your authorised mail that must carry an aligned DKIM signature in those steps", PERCENT, "M2"),
+    ("forwarding", "Mail broken in transit (forwarding, mailing lists) allowed at most", PERCENT, "M6"),
+    ("changed_failures", "Authorised mail allowed to fail after a change", PERCENT, "M7"),
+    ("report_days", "Days that must have reports from large receivers", PERCENT, "M5"),
+    ("quiet_days", "Days without a new source before leaving monitoring", DAYS, "M4"),
+    ("window_days", "Days of reports each measurement looks at", DAYS, ""),
+    ("rollback_source_daily", "Roll back when an authorised source fails more than this a day", MESSAGES, ""),
+    ("monitor_days", "Days in monitoring at least, when users post to mailing lists", DAYS, ""),
+    ("monitor_days_without_lists", "Days in monitoring at least, without mailing lists", DAYS, ""),
+    *((f"days_{stage.key}", f"Days in “{stage.label}” at least", DAYS, "") for stage in stages.STAGES[1:-1]),
 )
 
 
@@ -70,7 +74,19 @@ def policy(request, name: str):
         "snapshot": snapshot,
         "can_manage": domain.managed_by(request.user),
         "form": PlanForm(instance=plan),
-        "thresholds": [(key, label, {**stages.DEFAULTS, **plan.thresholds}[key]) for key, label in THRESHOLD_FIELDS],
+        "thresholds": [
+            {
+                "key": key,
+                "label": label,
+                "unit": unit,
+                "code": code,
+                "value": _shown({**stages.DEFAULTS, **plan.thresholds}[key], unit),
+            }
+            for key, label, unit, code in THRESHOLD_FIELDS
+        ],
+        "proposal": plans.proposal(plan),
+        "dns_stage": plans.dns_stage(plan),
+        "mailing_list_note": stages.MAILING_LIST_NOTE if plan.mailing_lists and not plan.parked else "",
         "events": PolicyEvent.objects.filter(domain=domain).select_related("user")[:50],
         "tab": "policy",
     }
@@ -123,22 +139,45 @@ def settings_view(request, name: str):
         messages.error(request, f"Not saved: {form.errors.as_text()}")
         return redirect("policy", name=domain.name)
     thresholds = {}
-    for key, _ in THRESHOLD_FIELDS:
-        value = request.POST.get(f"threshold_{key}", "").strip()
+    for key, label, unit, _ in THRESHOLD_FIELDS:
+        value = request.POST.get(f"threshold_{key}", "").strip().rstrip("%").strip()
         if not value:
             continue
         try:
             number = float(value)
         except ValueError:
-            messages.error(request, f"Not saved: {key} must be a number")
+            messages.error(request, f"Not saved: “{label}” must be a number")
             return redirect("policy", name=domain.name)
-        if number < 0:
-            messages.error(request, f"Not saved: {key} cannot be negative")
+        if number < 0 or (unit == PERCENT and number > 100):
+            messages.error(request, f"Not saved: “{label}” must be {'0 to 100%' if unit == PERCENT else 'positive'}")
             return redirect("policy", name=domain.name)
-        default = stages.DEFAULTS[key]
-        thresholds[key] = int(number) if isinstance(default, int) else number
+        if unit == PERCENT:
+            thresholds[key] = round(number / 100, 6)
+        else:
+            thresholds[key] = int(number) if isinstance(stages.DEFAULTS[key], int) else number
     plans.change_settings(domain, {name: form.cleaned_data[name] for name in PlanForm.Meta.fields}, thresholds, request)
     messages.success(request, "Plan saved.")
+    return redirect("policy", name=domain.name)
+
+
+def _shown(value, unit: str):
+    """A threshold as typed on the page: rates as percentages (0.995 -> 99.5)."""
+    if unit == PERCENT:
+        return f"{100 * value:g}"
+    return f"{value:g}" if isinstance(value, float) else value
+
+
+@login_required
+@require_POST
+def adopt(request, name: str):
+    """Put the plan at the stage DNS or the reports show (the page proposes it)."""
+    domain, plan = _managed(request, name)
+    found = plans.proposal(plan)
+    if found is None or found["stage"].key != request.POST.get("stage"):
+        messages.error(request, "Nothing to adopt: DNS and the reports agree with the plan (check DNS again).")
+        return redirect("policy", name=domain.name)
+    stage = plans.adopt(domain, found["stage"].key, request, found["since"], found["where"])
+    messages.success(request, f"{domain.name} is now at “{stage.label}”, as seen in {found['where']}.")
     return redirect("policy", name=domain.name)
 
 
@@ -167,5 +206,6 @@ urlpatterns = [
     path("domains/<str:name>/policy/move/<str:direction>/", move, name="policy-move"),
     path("domains/<str:name>/policy/settings/", settings_view, name="policy-settings"),
     path("domains/<str:name>/policy/recompute/", recompute, name="policy-recompute"),
+    path("domains/<str:name>/policy/adopt/", adopt, name="policy-adopt"),
     path("domains/<str:name>/policy/health/", check_health, name="policy-health"),
 ]

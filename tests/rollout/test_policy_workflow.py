@@ -106,7 +106,7 @@ def test_a_parked_domain_goes_straight_to_reject_everything(client, owner, dns_z
 def test_settings_changes_are_kept_in_the_history_with_before_and_after(client, owner, dns_zone):
     client.post(
         "/domains/example.com/policy/settings/",
-        {"mailing_lists": "", "rua": "dmarc@reports.example.net", "threshold_strict_pass": "0.99"},
+        {"mailing_lists": "", "rua": "dmarc@reports.example.net", "threshold_strict_pass": "99"},
     )
     plan = PolicyPlan.objects.get()
     assert (plan.mailing_lists, plan.rua, plan.thresholds) == (
@@ -139,3 +139,69 @@ def test_a_broken_record_found_by_a_check_raises_an_alert(client, owner, dns_zon
     event = AlertEvent.objects.get(kind=AlertEvent.Kind.RECORD_CHANGED)
     assert event.title == "The DMARC record of example.com is broken"
     assert "several dmarc records" in event.evidence["note"].lower()
+
+
+# --- the plan meets what DNS and the reports show ------------------------------------------
+
+
+def test_the_plan_proposes_the_stage_the_reports_show_and_adopts_it_from_the_day_it_began(client, owner):
+    weeks_of_mail("before", "<p>none</p>", range(20, 40))
+    weeks_of_mail("now", "<p>quarantine</p>", range(0, 20))
+    page = client.get("/domains/example.com/policy/")
+    proposal = page.context["proposal"]
+    assert (proposal["stage"].key, proposal["seen"]) == ("quarantine", "p=quarantine")
+    assert proposal["since"] == timezone.now().date() - datetime.timedelta(days=19)
+    assert "Reports from 2 reporters in the last week" in page.content.decode()
+
+    response = client.post("/domains/example.com/policy/adopt/", {"stage": "quarantine"}, follow=True)
+
+    plan = PolicyPlan.objects.get()
+    assert plan.stage == "quarantine" and plan.stage_started_at.date() == proposal["since"]
+    assert "now at “S3 Quarantine”" in response.content.decode()
+    event = PolicyEvent.objects.get(kind=PolicyEvent.Kind.ADOPTED)
+    assert (event.from_stage, event.to_stage, event.user.username) == ("monitor", "quarantine", "olivia")
+    assert client.get("/domains/example.com/policy/").context["proposal"] is None
+
+
+def test_dns_ahead_of_the_plan_is_proposed_and_moving_on_goes_straight_to_it(client, owner, dns_zone):
+    publish(dns_zone, f"v=DMARC1; p=quarantine; pct=50; rua={RUA}")
+    client.post("/domains/example.com/policy/check/")
+    page = client.get("/domains/example.com/policy/")
+    assert page.context["proposal"]["stage"].key == "quarantine-50"
+    assert page.context["proposal"]["where"].startswith("DNS (_dmarc.example.com")
+
+    client.post("/domains/example.com/policy/move/advance/")
+
+    assert PolicyPlan.objects.get().stage == "quarantine-50"
+    assert PolicyEvent.objects.filter(kind=PolicyEvent.Kind.ADVANCED, to_stage="quarantine-50").exists()
+
+
+def test_an_adoption_nobody_proposed_is_refused(client, owner):
+    response = client.post("/domains/example.com/policy/adopt/", {"stage": "reject"}, follow=True)
+    assert "Nothing to adopt" in response.content.decode()
+    assert PolicyPlan.objects.get().stage == "monitor"
+
+
+def test_thresholds_are_shown_and_typed_as_percentages(client, owner):
+    page = client.get("/domains/example.com/policy/")
+    shown = {row["key"]: row for row in page.context["thresholds"]}
+    assert (shown["strict_pass"]["value"], shown["strict_pass"]["unit"], shown["strict_pass"]["code"]) == (
+        "99.5",
+        "%",
+        "M1",
+    )
+    assert "Your authorised mail that must pass DMARC" in shown["strict_pass"]["label"]
+
+    client.post("/domains/example.com/policy/settings/", {"mailing_lists": "on", "threshold_strict_pass": "99.9%"})
+    assert PolicyPlan.objects.get().thresholds["strict_pass"] == 0.999
+    refused = client.post("/domains/example.com/policy/settings/", {"threshold_forwarding": "150"}, follow=True)
+    assert "must be 0 to 100%" in refused.content.decode()
+
+
+def test_domains_whose_users_post_to_mailing_lists_are_told_why_to_stop_at_quarantine(client, owner):
+    assert (
+        "RFC 9989 advises such domains not to publish p=reject"
+        in client.get("/domains/example.com/policy/").content.decode()
+    )
+    PolicyPlan.objects.update(mailing_lists=False)
+    assert "RFC 9989 advises" not in client.get("/domains/example.com/policy/").content.decode()

@@ -203,3 +203,29 @@ def test_minimum_durations_are_editable_per_domain():
     assert stages.min_days(ramp, {**stages.DEFAULTS, "days_quarantine-25": 3}, mailing_lists=True) == 3
     verdict = stages.evaluate("quarantine-25", stages.Metrics(), {"days_quarantine-25": 3}, 3, True)
     assert verdict.min_days == 3
+
+
+@pytest.mark.parametrize(
+    "tags, stage",
+    [
+        ({"p": "none"}, "monitor"),
+        ({"p": "quarantine", "t": "y"}, "quarantine-testing"),
+        ({"p": "quarantine", "pct": "0"}, "quarantine-testing"),
+        ({"p": "quarantine", "pct": "10"}, "quarantine-testing"),  # past testing, short of 25%
+        ({"p": "quarantine", "pct": "25"}, "quarantine-25"),
+        ({"p": "quarantine", "pct": "75"}, "quarantine-50"),
+        ({"p": "Quarantine"}, "quarantine"),
+        ({"p": "reject", "t": "y", "pct": "0"}, "reject-testing"),
+        ({"p": "reject", "pct": "50"}, "reject-testing"),
+        ({"p": "reject"}, "reject"),
+        ({"p": "bogus"}, None),
+    ],
+)
+def test_a_published_or_reported_policy_is_the_stage_it_has_reached(tags, stage):
+    found = stages.stage_of(tags)
+    assert (found.key if found else None) == stage
+
+
+def test_a_parked_domain_rejecting_everything_is_at_the_parked_stage():
+    assert stages.stage_of({"p": "reject", "sp": "reject", "np": "reject"}, parked=True) is stages.PARKED
+    assert stages.stage_of({"p": "reject"}, parked=False).key == "reject"

@@ -22,6 +22,7 @@ RULES = {
     "policy-settings": MANAGE,
     "policy-recompute": MANAGE,
     "policy-health": MANAGE,
+    "policy-adopt": MANAGE,
     "export-sources": PAGE,
     "export-senders": PAGE,
     "export-reporters": PAGE,
