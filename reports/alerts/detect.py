@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
+from reports.enrichment import verdicts
 from reports.enrichment.inventory import Inventory
 from reports.models import (
     FAILING,
@@ -104,9 +105,15 @@ def _evidence(domain: Domain, group: dict, classifier: Inventory, now: datetime.
                 "country": info.country if info else "",
             }
         )
+    start, end = (now - LOOKBACK).date(), now.astimezone(datetime.UTC).date()
+    passing = DailySource.objects.filter(domain=domain, source_ip__in=addresses, day__gte=start).aggregate(
+        passing=passing_messages()
+    )["passing"]
+    verdict = verdicts.for_group(domain, start, end, addresses, classifier, passing=passing)
     return {
         "source": group["label"],
         "authorised": group["authorised"],
+        "verdict": verdict.as_dict() if verdict else None,
         "messages": group["messages"],
         "ips": details,
         "more_ips": max(0, len(group["ips"]) - MAX_IPS),

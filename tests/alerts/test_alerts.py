@@ -30,7 +30,9 @@ def test_a_new_failing_source_emails_the_subscribed_members_once(watched, smtp_s
     text = message.get_body(("plain",)).get_content()
     assert "203.0.113.66: 12 message(s)" in text and "reporter.example" not in text
     assert "google.com" in text  # who reported it
-    assert "/domains/example.com/sources/?sort=-failing" in message.get_body(("html",)).get_content()
+    assert "Why: Not authorised: likely spoofing: 12 failing messages from a source" in text
+    html = message.get_body(("html",)).get_content()
+    assert "/domains/example.com/sources/?sort=-failing" in html and "<strong>Why: Not authorised" in html
     # The same source in a later report is not new.
     deliver([record_xml(ip="203.0.113.66", count=5, dkim="fail", spf="fail")], 0, suffix="again")
     assert jobs.run([watched]) == 0
