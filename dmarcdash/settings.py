@@ -62,7 +62,7 @@ def database_from_url(url: str) -> dict:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
     if scheme == "sqlite":
         config["CONN_MAX_AGE"] = 0
-        config["OPTIONS"] = {"timeout": 30}
+        config["OPTIONS"] = SQLITE_OPTIONS
     else:
         # Behind a transaction-mode pooler (PgBouncer) a cursor cannot outlive its transaction.
         pooler = envbool("DATABASE_POOLER", "false")
@@ -78,6 +78,11 @@ def database_from_url(url: str) -> dict:
 
 
 DEBUG = envbool("DEBUG", "false")
+# SQLite with several processes (make run's web server and poll loop, a demo or an import beside
+# them): every transaction takes the write lock when it begins and waits up to 30 s for it, since
+# a read that later wants to write cannot wait and fails at once ("database is locked"); WAL lets
+# readers go on while one process writes.
+SQLITE_OPTIONS = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 DATA_DIR = Path(envstr("DMARCDASH_DATA_DIR", str(BASE_DIR / "data"))).resolve()
 DATABASE_URL = envstr("DATABASE_URL")
 
@@ -156,7 +161,7 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "dmarcdash.sqlite3",
-            "OPTIONS": {"timeout": 30},
+            "OPTIONS": SQLITE_OPTIONS,
         }
     }
 

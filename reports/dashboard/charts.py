@@ -6,6 +6,8 @@ put in a script or an attribute unescaped. Chart text (IPs, names) is data, not 
 plotly renders it as SVG text.
 """
 
+import datetime
+
 import plotly.graph_objects as go
 
 PASSING = "#2e8540"
@@ -44,28 +46,70 @@ def _figure(data: list, layout: dict) -> dict:
     return go.Figure(data=data, layout=layout).to_plotly_json()
 
 
+WEEKLY_AFTER = 90  # days: a longer period is drawn a bar per week (daily bars would be hairlines)
+SUMMED = ("messages", "both", "dkim_only", "spf_only", "failing", "passing", "dkim_aligned", "spf_aligned")
+
+
+def by_week(rows: list[dict]) -> list[dict]:
+    """Daily rows summed per week (weeks start on Monday; ``date`` is the week's first day in the
+    period), with their rates, and ``partial`` carried from the days."""
+    weeks: dict = {}
+    for row in rows:
+        start = row["date"] - datetime.timedelta(days=row["date"].weekday())
+        week = weeks.setdefault(start, {"date": max(start, rows[0]["date"]), "partial": False})
+        for name in SUMMED:
+            week[name] = week.get(name, 0) + (row.get(name) or 0)
+        week["partial"] = week["partial"] or row.get("partial", False)
+    for week in weeks.values():
+        messages = week["messages"]
+        for name in ("passing", "dkim_aligned", "spf_aligned"):
+            week[f"{name}_rate"] = week[name] / messages if messages else None
+    return list(weeks.values())
+
+
+def _mark_today(rows: list[dict]) -> list[dict]:
+    """Rows with ``partial`` set on today's (a UTC day still being reported: not a drop)."""
+    today = datetime.datetime.now(datetime.UTC).date()
+    return [{**row, "partial": row["date"] == today} for row in rows]
+
+
+def _bucketed(rows: list[dict]) -> tuple[list[dict], str]:
+    rows = _mark_today(rows)
+    return (by_week(rows), "week") if len(rows) > WEEKLY_AFTER else (rows, "day")
+
+
 def messages_per_day(rows: list[dict]) -> dict:
+    rows, unit = _bucketed(rows)
     days = [row["date"].isoformat() for row in rows]
+    # The day (or week) still being reported is drawn pale, so a short bar reads as "so far".
+    opacity = [0.35 if row["partial"] else 1.0 for row in rows]
     data = [
         go.Bar(
             x=days,
             y=[row.get(key) or 0 for row in rows],
             name=label,
-            marker_color=colour,
+            marker={"color": colour, "opacity": opacity},
             hovertemplate="%{y:,} messages",
         )
         for key, label, colour in RESULTS
     ]
+    annotations = [
+        {"x": row["date"].isoformat(), "y": row.get("messages") or 0, "text": "so far", "showarrow": False,
+         "yshift": 10, "font": {"size": 10, "color": "#59626f"}}
+        for row in rows if row["partial"] and row.get("messages")
+    ]  # fmt: skip
     layout = _layout(
-        "Messages per UTC day by DMARC result",
+        f"Messages per UTC {unit} by DMARC result",
         barmode="stack",
         yaxis={"title": {"text": "messages"}, "rangemode": "tozero", "tickformat": ",d"},
         xaxis={"type": "date"},
+        annotations=annotations,
     )
     return _figure(data, layout)
 
 
 def pass_rate(rows: list[dict]) -> dict:
+    rows, unit = _bucketed(rows)
     days = [row["date"].isoformat() for row in rows]
     data = [
         go.Scatter(
@@ -84,7 +128,7 @@ def pass_rate(rows: list[dict]) -> dict:
         )
     ]
     layout = _layout(
-        "Pass and alignment rate per UTC day",
+        f"Pass and alignment rate per UTC {unit}",
         yaxis={"title": {"text": "% of messages"}, "range": [0, 100.5], "ticksuffix": "%"},
         xaxis={"type": "date"},
     )
@@ -138,3 +182,32 @@ def dispositions(rows: list[dict]) -> dict:
         )
     ]
     return _figure(data, _layout("Disposition applied by receivers", hovermode="closest"))
+
+
+SELECTOR_COLOURS = ("#2c7fb8", "#7b3294", "#e67e22", "#2e8540", "#c0392b", "#7f8c8d")
+
+
+def selector_pass_rates(dates: list, series: dict[tuple[str, str], dict]) -> dict:
+    """Pass rate per day of each DKIM selector (``series``: (d=, s=) -> {day: (messages, passing)}):
+    a key that breaks shows as its line falling, on the day it fell."""
+    data = [
+        go.Scatter(
+            x=[day.isoformat() for day in dates],
+            y=[
+                round(100 * per_day[day][1] / per_day[day][0], 2) if day in per_day and per_day[day][0] else None
+                for day in dates
+            ],
+            name=f"s={selector} d={signing_domain}",
+            mode="lines+markers",
+            line={"color": SELECTOR_COLOURS[index % len(SELECTOR_COLOURS)], "width": 2},
+            connectgaps=False,
+            hovertemplate="%{y:.1f}%",
+        )
+        for index, ((signing_domain, selector), per_day) in enumerate(series.items())
+    ]
+    layout = _layout(
+        "DKIM pass rate per UTC day, by selector",
+        yaxis={"title": {"text": "% of signatures passing"}, "range": [0, 100.5], "ticksuffix": "%"},
+        xaxis={"type": "date"},
+    )
+    return _figure(data, layout)

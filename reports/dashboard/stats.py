@@ -22,6 +22,7 @@ from reports.dashboard import windows
 from reports.enrichment import verdicts
 from reports.enrichment.inventory import Inventory, network_of
 from reports.lib import stages
+from reports.lib.names import organizational_domain
 from reports.models import (
     DKIM_ALIGNED,
     FAILING,
@@ -406,13 +407,54 @@ def senders(domain: Domain, period: Period, filters: Filters) -> list[dict]:
 
 
 def dkim_signatures(domain: Domain, period: Period) -> list[dict]:
+    """Signatures by signing domain and selector: messages, passes, whether the signing domain
+    aligns with the domain (relaxed: the same organizational domain), and for a selector that
+    passed and then failed, the day it began to fail."""
     rows = (
         DailyDkim.objects.filter(domain=domain, day__gte=period.start, day__lte=period.end)
         .values("signing_domain", "selector")
         .annotate(passing=Sum("messages", filter=Q(result="pass"), default=0), messages=Sum("messages"))
         .order_by("-messages")
     )
-    return [row | {"passing_rate": row["passing"] / row["messages"] if row["messages"] else None} for row in rows[:200]]
+    rows = [row | {"passing_rate": row["passing"] / row["messages"] if row["messages"] else None} for row in rows[:200]]
+    base = organizational_domain(domain.name)
+    daily = dkim_daily(domain, period, [(row["signing_domain"], row["selector"]) for row in rows[:50]])
+    for row in rows:
+        row["aligned"] = bool(base) and organizational_domain(row["signing_domain"]) == base
+        row["fails_since"] = _fails_since(period.dates(), daily.get((row["signing_domain"], row["selector"]), {}))
+    return rows
+
+
+def dkim_daily(domain: Domain, period: Period, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """Per (signing domain, selector): each day's (messages, passing)."""
+    if not keys:
+        return {}
+    wanted = Q()
+    for signing_domain, selector in keys:
+        wanted |= Q(signing_domain=signing_domain, selector=selector)
+    found: dict[tuple[str, str], dict] = {}
+    rows = (
+        DailyDkim.objects.filter(wanted, domain=domain, day__gte=period.start, day__lte=period.end)
+        .values("signing_domain", "selector", "day")
+        .annotate(passing=Sum("messages", filter=Q(result="pass"), default=0), messages=Sum("messages"))
+        .order_by()
+    )
+    for row in rows:
+        found.setdefault((row["signing_domain"], row["selector"]), {})[row["day"]] = (row["messages"], row["passing"])
+    return found
+
+
+def _fails_since(days: list[datetime.date], per_day: dict) -> datetime.date | None:
+    """The first day of the failing run that ends the period, when the selector mostly passed
+    before it: a key that broke or was rotated mid-period."""
+    seen = [(day, *per_day[day]) for day in days if day in per_day]
+    since = None
+    for day, messages, passing in reversed(seen):
+        if passing / messages >= 0.5:
+            break
+        since = day
+    passed_before = any(passing / messages >= 0.9 for day, messages, passing in seen if since and day < since)
+    return since if passed_before else None
 
 
 def filter_choices(domain: Domain, period: Period) -> dict[str, list]:

@@ -94,9 +94,18 @@ def fingerprint(report: ParsedReport) -> str:
 def ingest_stream(
     stream: BinaryIO, *, source: str, name: str, organization=None, caps: Limits | None = None
 ) -> IngestResult:
-    """Record ``stream`` in the ledger and store every report in it."""
+    """Record ``stream`` in the ledger and store every report in it.
+
+    The same bytes from the same sender whose last attempt failed for an internal reason (a locked
+    or unreachable database) are that attempt's ledger row, finished now: the failure does not
+    stay listed once the input is stored."""
     sha256, size = rawstore.save(stream)
-    intake = Intake.objects.create(source=source, name=name[:1000], sha256=sha256, size=size, organization=organization)
+    failed = Intake.objects.filter(
+        sha256=sha256, source=source, organization=organization, mailbox=None, status=Intake.Status.FAILED
+    ).first()
+    intake = failed or Intake.objects.create(
+        source=source, name=name[:1000], sha256=sha256, size=size, organization=organization
+    )
     return process_intake(intake, caps)
 
 

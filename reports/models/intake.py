@@ -65,6 +65,7 @@ class Mailbox(models.Model):
     objects = MailboxQuerySet.as_manager()
 
     class Meta:
+        verbose_name_plural = "mailboxes"
         constraints = [models.UniqueConstraint(fields=["organization", "name"], name="mailbox_name_per_org")]
 
     def __str__(self) -> str:
@@ -246,6 +247,11 @@ class Report(models.Model):
     @property
     def reporter(self) -> str:
         return self.org_name or self.email.rpartition("@")[2] or "(unnamed reporter)"
+
+    @property
+    def pass_rate(self) -> float | None:
+        """The share of its messages that passed DMARC (None for a report of no messages)."""
+        return self.pass_count / self.message_count if self.message_count else None
 
     @property
     def day(self) -> datetime.date:

@@ -77,6 +77,8 @@ class DomainSender(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = "sender inventory entry"
+        verbose_name_plural = "sender inventory"
         constraints = [models.UniqueConstraint(fields=["domain", "sender"], name="one_inventory_entry_per_sender")]
 
     def __str__(self) -> str:

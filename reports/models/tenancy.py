@@ -123,6 +123,7 @@ class AuditEntry(models.Model):
     ip = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "audit entries"
         ordering = ["-at", "-id"]
         indexes = [models.Index(fields=["organization", "-at"], name="audit_by_org")]
 
@@ -138,6 +139,9 @@ class TotpDevice(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True, help_text="set once a first code was accepted")
     last_step = models.BigIntegerField(default=0, help_text="the last time step accepted: a code works once")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "TOTP device"
 
     def __str__(self) -> str:
         return f"TOTP of {self.user}"

@@ -181,7 +181,16 @@ def domain_reporters(request, name: str):
 def domain_dkim(request, name: str):
     domain = visible_domain(request, name)
     context = _context(request, domain, "dkim", filtered=False)
-    context["rows"] = stats.dkim_signatures(domain, context["period"])
+    period = context["period"]
+    rows = stats.dkim_signatures(domain, period)
+    context["rows"] = rows
+    # A line per selector that signs as this domain, the busiest first.
+    shown = [(row["signing_domain"], row["selector"]) for row in rows if row["aligned"]][:6]
+    if shown:
+        daily = stats.dkim_daily(domain, period, shown)
+        context["charts"] = {
+            "selectors": charts.selector_pass_rates(period.dates(), {key: daily.get(key, {}) for key in shown})
+        }
     return render(request, "reports/domain_dkim.html", context)
 
 

@@ -108,9 +108,18 @@ def dkim_csv(request, name: str):
     period, _, _ = period_and_filters(request)
     rows = stats.dkim_signatures(domain, period)
     lines = (
-        (r["signing_domain"], r["selector"], r["messages"], r["passing"], _percent(r["passing_rate"])) for r in rows
+        (
+            r["signing_domain"],
+            r["selector"],
+            r["aligned"],
+            r["messages"],
+            r["passing"],
+            _percent(r["passing_rate"]),
+            r["fails_since"] or "",
+        )
+        for r in rows
     )
-    header = ("signing_domain", "selector", "messages", "passing", "pass_pct")
+    header = ("signing_domain", "selector", "aligned", "messages", "passing", "pass_pct", "failing_since")
     return csv_response(_filename(domain, period, "dkim"), header, lines)
 
 

@@ -310,3 +310,36 @@ def test_the_top_sources_chart_names_the_sender(data, client, alice):
     client.force_login(alice)
     figure = client.get("/domains/example.com/?days=7").context["charts"]["top-sources"]
     assert "198.51.100.7 (Mail ESP)" in json.dumps(figure)
+
+
+def test_the_dkim_tab_says_which_selectors_align_and_the_day_a_key_began_to_fail(acme, client, alice):
+    client.force_login(alice)
+    for days_ago in (6, 5, 4, 3, 2, 1):
+        own = "pass" if days_ago > 3 else "fail"
+        deliver(
+            [
+                record_xml(count=10, dkim=own, dkim_auth=(("mail.example.com", "s2026", own),)),
+                record_xml(ip="198.51.100.7", count=5, dkim_auth=(("esp.example", "k1", "pass"),)),
+                record_xml(ip="198.51.100.8", count=2, dkim_auth=(("example.com", "flaky", "fail"),)),
+            ],
+            days_ago,
+        )
+    rows = {row["selector"]: row for row in stats.dkim_signatures(Domain.objects.get(name="example.com"), period())}
+    assert (rows["s2026"]["aligned"], rows["s2026"]["messages"], rows["s2026"]["passing"]) == (True, 60, 30)
+    assert rows["s2026"]["fails_since"] == TODAY - datetime.timedelta(days=3)
+    assert (rows["k1"]["aligned"], rows["k1"]["fails_since"]) == (False, None)
+    assert rows["flaky"]["fails_since"] is None  # it never passed: not a key that broke
+    page = client.get("/domains/example.com/dkim/?days=7").content.decode()
+    assert "DKIM pass rate per UTC day, by selector" in page
+    response = client.get("/domains/example.com/dkim.csv?days=7")
+    exported = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert exported[0][-1] == "failing_since"
+    (s2026,) = [line for line in exported if line[1] == "s2026"]
+    assert (s2026[2], s2026[-1]) == ("True", (TODAY - datetime.timedelta(days=3)).isoformat())
+
+
+def test_the_reports_list_shows_each_reports_pass_rate(acme, client, alice):
+    client.force_login(alice)
+    deliver([record_xml(count=3), record_xml(ip="203.0.113.9", count=1, dkim="fail", spf="fail")], 1)
+    page = client.get("/reports/").content.decode()
+    assert '<td class="num bad">75.0%</td>' in page

@@ -113,3 +113,16 @@ def test_the_admin_lists_senders_source_ips_and_the_inventory(client):
             "dkim_domains": "[]", "spf_includes": "[]", "asns": "[]", "networks": '["not-a-network"]'}  # fmt: skip
     page = client.post("/admin/reports/sender/add/", form).content.decode()
     assert "is not a network such as 203.0.113.0/24" in page
+
+
+def test_the_admin_index_names_models_in_plain_english(client):
+    client.force_login(User.objects.create_superuser("root", password="root-password"))
+    page = client.get("/admin/").content.decode()
+    for name in ("Audit entries", "Mailboxes", "TOTP devices", "Sender inventory"):
+        assert f">{name}<" in page, name
+    assert "Totp devices" not in page and "Audit entrys" not in page
+
+
+def test_a_browser_asking_for_favicon_ico_gets_the_svg_icon(client):
+    response = client.get("/favicon.ico")
+    assert (response.status_code, response["Location"]) == (301, "/static/favicon.svg")

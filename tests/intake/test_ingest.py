@@ -252,3 +252,25 @@ def test_it_cuts_an_overlong_unknown_value_to_its_column_instead_of_failing():
     result = deliver(report_xml([record_xml(disposition="x" * 300)]))
     assert result.outcomes[0].status == "stored"
     assert Record.objects.get().disposition == "x" * 20
+
+
+def test_a_second_try_of_an_input_that_failed_finishes_its_ledger_row(monkeypatch):
+    from django.db import OperationalError
+
+    from reports.intake import pipeline
+
+    real = pipeline.store_document
+
+    def locked(*args, **kwargs):
+        raise OperationalError("database is locked")
+
+    monkeypatch.setattr(pipeline, "store_document", locked)
+    first = deliver(report_xml(), name="week.xml")
+    assert first.intake.status == "failed"
+    assert "database is locked" in first.intake.error
+    monkeypatch.setattr(pipeline, "store_document", real)
+    second = deliver(report_xml(), name="week.xml")
+    assert second.intake.pk == first.intake.pk
+    assert (second.intake.status, second.intake.error) == ("stored", "")
+    assert Intake.objects.count() == 1
+    assert Report.objects.count() == 1

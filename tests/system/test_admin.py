@@ -402,7 +402,7 @@ def test_deleting_a_totp_device_resets_it_and_is_audited(su, world):
     response = su.post(url(TotpDevice, "delete", device.pk), {"post": "yes"})
     assert response.status_code == 302
     assert not TotpDevice.objects.exists()
-    assert AuditEntry.objects.get(action="admin.reset-totp").target == "totp device TOTP of olivia"
+    assert AuditEntry.objects.get(action="admin.reset-totp").target == "TOTP device TOTP of olivia"
 
 
 def test_a_mailbox_password_is_write_only_and_the_addition_audited(su, world):

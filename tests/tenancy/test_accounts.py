@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
-from reports.models import Membership, TotpDevice
+from reports.models import AuditEntry, Membership, TotpDevice
 from reports.tenancy import ratelimit, twofactor
 from reports.tenancy.secrets import decrypt
 from reports.views import security
@@ -292,3 +292,41 @@ def test_reset_emails_are_capped_per_address_asked_for_and_the_page_never_change
     # its email before it answers, so whatever was sent has arrived.)
     assert len(smtp_settings.wait_for(3)) == 3
     assert len(smtp_settings.messages) == 3
+
+
+# The account page
+
+
+def test_a_user_sets_their_own_email_and_each_organization_audits_it(client, alice, globex):
+    Membership.objects.create(user=alice, organization=globex, role=Membership.Role.VIEWER)
+    client.force_login(alice)
+    response = client.post("/account/", {"email": "alice@acme.example", "time_zone": "Europe/Oslo"})
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.email == "alice@acme.example"
+    entries = AuditEntry.objects.filter(action="member.email-changed")
+    assert sorted(entry.organization.slug for entry in entries) == ["acme", "globex"]
+    assert {(entry.before["email"], entry.after["email"]) for entry in entries} == {
+        ("Alice@example.org", "alice@acme.example")
+    }
+    client.post("/account/", {"email": "alice@acme.example", "time_zone": ""})
+    assert AuditEntry.objects.filter(action="member.email-changed").count() == 2  # no change, no entry
+
+
+def test_an_address_another_account_uses_is_refused_and_nothing_is_saved(client, alice, acme):
+    member(acme, "bob", email="bob@example.org")
+    client.force_login(alice)
+    response = client.post("/account/", {"email": "BOB@example.org", "time_zone": "Europe/Oslo"})
+    assert response.status_code == 200
+    assert "another account uses this address" in response.content.decode()
+    alice.refresh_from_db()
+    assert alice.email == "Alice@example.org"
+    assert alice.profile.time_zone == ""
+
+
+def test_the_time_zones_are_grouped_by_region_without_aliases(client, alice):
+    client.force_login(alice)
+    page = client.get("/account/").content.decode()
+    assert '<optgroup label="Europe">' in page
+    assert '<option value="America/New_York">New York</option>' in page
+    assert "US/Eastern" not in page and "Etc/GMT" not in page

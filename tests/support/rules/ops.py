@@ -6,4 +6,5 @@ from tests.support.rules import Rule
 RULES = {
     "healthz": Rule("open"),
     "metrics": Rule("open"),
+    "favicon": Rule("open"),
 }
