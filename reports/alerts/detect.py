@@ -3,7 +3,8 @@
 After new reports (from the windows task, never inside the ingest transaction), each source
 (named sender, else its /24 or /64) failing DMARC for the domain that has no event yet becomes
 one, once. The first run for a domain records the sources already failing as known
-("baseline"), so turning alerts on is not a flood. Failure spikes, an authorised sender starting
+("baseline"), so turning alerts on is not a flood; so does a source with failing mail from before
+the last week (history arriving late is not news). Failure spikes, an authorised sender starting
 to fail, reports that stopped and a failing mailbox are events too.
 """
 
@@ -38,8 +39,9 @@ SPIKE_MIN_MESSAGES = 100  # ... and at least this many messages
 def new_failing_sources(domain: Domain, now: datetime.datetime | None = None) -> list[AlertEvent]:
     """Record the domain's new failing sources; return the events that should be sent."""
     now = now or timezone.now()
+    start = (now - LOOKBACK).date()
     rows = list(
-        DailySource.objects.filter(domain=domain, day__gte=(now - LOOKBACK).date())
+        DailySource.objects.filter(domain=domain, day__gte=start)
         .filter(FAILING)
         .values("source_ip")
         .annotate(messages=Sum("messages"), first=Min("day"), last=Max("day"))
@@ -47,22 +49,21 @@ def new_failing_sources(domain: Domain, now: datetime.datetime | None = None) ->
     )
     classifier = Inventory(domain)
     classifier.load([row["source_ip"] for row in rows])
-    groups: dict[str, dict] = {}
-    for row in rows:
-        key, label, authorised = classifier.source(row["source_ip"])
-        group = groups.setdefault(key, {"label": label, "authorised": authorised, "messages": 0, "ips": []})
-        group["messages"] += row["messages"]
-        group["ips"].append(row)
+    groups = _grouped(rows, classifier, _failed_before(domain, start, [row["source_ip"] for row in rows]))
     baseline = domain.alerts_since is None
     if baseline:
         Domain.objects.filter(pk=domain.pk, alerts_since=None).update(alerts_since=now)
     known = set(
         AlertEvent.objects.filter(domain=domain, kind=AlertEvent.Kind.NEW_FAILING_SOURCE).values_list("key", flat=True)
     )
+    # Marking a source in the inventory names it a sender, which changes its key, not its news: a
+    # network known under one key is known under the other.
+    known_networks = {network_in(key) for key in known}
     created = []
     for key, group in groups.items():
-        if key in known or group["messages"] < domain.alert_min_messages:
+        if key in known or network_in(key) in known_networks or group["messages"] < domain.alert_min_messages:
             continue
+        quiet = baseline or group["historical"]
         event, new = AlertEvent.objects.get_or_create(
             domain=domain,
             kind=AlertEvent.Kind.NEW_FAILING_SOURCE,
@@ -70,12 +71,39 @@ def new_failing_sources(domain: Domain, now: datetime.datetime | None = None) ->
             defaults={
                 "title": f"New failing source for {domain.name}: {group['label']}",
                 "evidence": _evidence(domain, group, classifier, now),
-                "state": AlertEvent.State.BASELINE if baseline else AlertEvent.State.OPEN,
+                "state": AlertEvent.State.BASELINE if quiet else AlertEvent.State.OPEN,
             },
         )
-        if new and not baseline:
+        if new and not quiet:
             created.append(event)
     return created
+
+
+def _failed_before(domain: Domain, start: datetime.date, ips: list[str]) -> set[str]:
+    """The IPs among ``ips`` with failing mail before ``start``: such a source is not new, only
+    newly reported (history uploaded, or a demo loaded, after alerts began)."""
+    rows = DailySource.objects.filter(domain=domain, day__lt=start, source_ip__in=ips).filter(FAILING)
+    return set(rows.values_list("source_ip", flat=True).distinct())
+
+
+def _grouped(rows: list[dict], classifier: Inventory, earlier: set[str]) -> dict[str, dict]:
+    """The window's failing IPs by source (named sender, else network), with their messages."""
+    groups: dict[str, dict] = {}
+    for row in rows:
+        key, label, authorised = classifier.source(row["source_ip"])
+        group = groups.setdefault(
+            key, {"label": label, "authorised": authorised, "messages": 0, "ips": [], "historical": False}
+        )
+        group["messages"] += row["messages"]
+        group["ips"].append(row)
+        group["historical"] = group["historical"] or row["source_ip"] in earlier
+    return groups
+
+
+def network_in(key: str) -> str:
+    """The network of a source's key (``net:<network>`` or ``sender:<id>:<network>``)."""
+    kind, _, rest = key.partition(":")
+    return rest.partition(":")[2] if kind == "sender" else rest
 
 
 def _evidence(domain: Domain, group: dict, classifier: Inventory, now: datetime.datetime) -> dict:

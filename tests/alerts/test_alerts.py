@@ -244,3 +244,27 @@ def test_past_six_emails_an_hour_the_next_alerts_wait_and_arrive_together(watche
     to_alice = [item for item in smtp_settings.wait_for(14) if item.rcpt_tos == ["alice@example.org"]]
     assert len(to_alice) == 7
     assert to_alice[-1].message["Subject"] == "[dmarcdash] 2 new failing sources for example.com"
+
+
+def test_marking_a_known_failing_source_in_the_inventory_is_not_news(watched, smtp_settings):
+    from reports.enrichment import inventory
+
+    for how in (True, False):  # authorised (now a misconfigured sender of yours), then not yours
+        sender = inventory.sender_to_mark(watched, "network", "198.18.0.0/24")
+        inventory.mark(watched, sender, how, None)
+        deliver([record_xml(ip="198.18.0.1", count=3, dkim="fail", spf="fail")], 1, suffix=f"marked-{how}")
+        jobs.run([watched])
+    assert not AlertEvent.objects.filter(kind="new-failing-source", state="open").exists()
+    # A network nobody saw failing is still news.
+    deliver([record_xml(ip="198.18.1.1", count=3, dkim="fail", spf="fail")], 1, suffix="next-door")
+    assert jobs.run([watched]) == 2
+
+
+def test_history_arriving_after_alerts_began_is_not_news(watched, smtp_settings):
+    # Last month's reports, uploaded today: a source that failed then and still fails is old news.
+    for days_ago in (30, 29, 2):
+        deliver([record_xml(ip="198.51.100.99", count=20, dkim="fail", spf="fail")], days_ago, suffix="backfill")
+    assert jobs.run([watched]) == 0
+    event = AlertEvent.objects.get(title__endswith="198.51.100.0/24")
+    assert event.state == AlertEvent.State.BASELINE
+    assert not smtp_settings.messages
