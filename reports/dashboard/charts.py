@@ -135,9 +135,20 @@ def pass_rate(rows: list[dict]) -> dict:
     return _figure(data, layout)
 
 
+LABEL_CHARS = 30  # a bar's label: longer ones are cut (whole in the hover), or a phone shows no bars
+
+
+def short_labels(names: list[str]) -> list[str]:
+    """Each name cut to LABEL_CHARS with an ellipsis; a name whose cut would equal another's stays
+    whole (bars with one label would be drawn as one)."""
+    cut = [name if len(name) <= LABEL_CHARS else name[: LABEL_CHARS - 1].rstrip() + "…" for name in names]
+    return [short if cut.count(short) == 1 else name for short, name in zip(cut, names, strict=True)]
+
+
 def by_key(rows: list[dict], title: str, label, *, height: int | None = None) -> dict:
     """Horizontal bars of passing and failing messages per row (source IP, sender, reporter...)."""
-    names = [label(row) for row in rows][::-1]
+    full = [label(row) for row in rows][::-1]
+    names = short_labels(full)
     data = [
         go.Bar(
             y=names,
@@ -145,7 +156,8 @@ def by_key(rows: list[dict], title: str, label, *, height: int | None = None) ->
             name="Passes DMARC",
             orientation="h",
             marker_color=PASSING,
-            hovertemplate="%{x:,} messages pass",
+            customdata=full,
+            hovertemplate="%{customdata}: %{x:,} messages pass<extra></extra>",
         ),
         go.Bar(
             y=names,
@@ -153,7 +165,8 @@ def by_key(rows: list[dict], title: str, label, *, height: int | None = None) ->
             name="Fails DMARC",
             orientation="h",
             marker_color=FAIL,
-            hovertemplate="%{x:,} messages fail",
+            customdata=full,
+            hovertemplate="%{customdata}: %{x:,} messages fail<extra></extra>",
         ),
     ]
     layout = _layout(
@@ -161,11 +174,14 @@ def by_key(rows: list[dict], title: str, label, *, height: int | None = None) ->
         barmode="stack",
         hovermode="y unified",
         height=height or max(260, 60 + 24 * len(rows)),
-        margin={"l": 190, "r": 20, "t": 50, "b": 40},
-        legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
+        margin={"l": 190, "r": 20, "t": 66, "b": 40},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
         xaxis={"tickformat": ",d"},
         yaxis={"type": "category", "automargin": True},
     )
+    # The legend on its own line between the title and the bars: beside the title, a phone draws
+    # one over the other.
+    layout["title"] |= {"y": 1, "yref": "container", "yanchor": "top", "pad": {"t": 8}}
     return _figure(data, layout)
 
 

@@ -126,6 +126,7 @@ def setup(request, name: str):
         "last_check": _last_setup_check(domain, address),
         "unclaimed": ownership.claimable(domain).count(),
         "report_count": Report.objects.filter(domain=domain).count(),
+        "has_mailbox": organization.mailboxes.exists(),
         "can_manage": has_role(request.user, organization, Membership.Role.ADMIN),
         "is_owner": has_role(request.user, organization, Membership.Role.OWNER),
     }

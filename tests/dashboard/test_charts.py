@@ -87,3 +87,16 @@ def test_each_selector_is_a_line_with_gaps_where_it_signed_nothing():
     assert first["name"] == "s=s1 d=example.com"
     assert list(first["y"]) == [100.0, 0.0, 0.0]
     assert list(second["y"]) == [None, None, 75.0]
+
+
+def test_long_bar_labels_are_cut_and_kept_whole_in_the_hover():
+    rows = [
+        {"source_ip": "192.0.2.11", "name": "Own mail server (mail.demo-shop.example)", "passing": 5, "failing": 0},
+        {"source_ip": "2001:db8:5e0:1::25", "name": "Own mail server (mail.demo-shop.example)", "passing": 3},
+        {"source_ip": "192.0.2.1", "name": "", "passing": 1},
+    ]
+    figure = charts.by_key(rows, "Top sources", lambda row: f"{row['source_ip']} {row['name']}".strip())
+    bars = figure["data"][0]
+    assert list(bars["y"]) == ["192.0.2.1", "2001:db8:5e0:1::25 Own mail s…", "192.0.2.11 Own mail server (m…"]
+    assert list(bars["customdata"])[-1] == "192.0.2.11 Own mail server (mail.demo-shop.example)"
+    assert charts.short_labels(["a" * 40 + "x", "a" * 40 + "y"]) == ["a" * 40 + "x", "a" * 40 + "y"]

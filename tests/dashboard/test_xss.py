@@ -87,7 +87,7 @@ def test_chart_data_is_json_that_cannot_close_its_script_element(client, hostile
     blob = page[start : end + len("</script>")]
     assert "<" not in blob[len('<script id="figure-reporters" type="application/json">') : -len("</script>")]
     figure = json.loads(blob.split(">", 1)[1].rsplit("</script>", 1)[0])
-    assert figure["data"][0]["y"] == [" ".join(PAYLOADS)]  # the name is still there, as data
+    assert figure["data"][0]["customdata"] == [" ".join(PAYLOADS)]  # the name is still there, as data
 
 
 def test_the_api_returns_report_text_as_json_strings(client, hostile):
