@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/dmarcdash
 HOST ?= 127.0.0.1
 PORT ?= 8000
+POLL_SECONDS ?= 15
 
 .PHONY: run test test-soak test-postgres test-sqlite lint audit format bench services clean
 
@@ -23,11 +24,12 @@ $(VENV)/.test-deps: requirements.txt requirements-test.txt | $(BIN)/python
 ## The app on the embedded default: SQLite in ./data, tasks in-process, no other server.
 # Without REDIS_URL there is no Celery worker: a poll loop beside the web server polls the
 # mailboxes and looks up source IPs. --insecure only serves the static files (admin styles)
-# that DEBUG off would not.
+# that DEBUG off would not. POLL_SECONDS is how often the loop looks for work (the browser tests
+# shorten it).
 run: $(VENV)/.run-deps
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap --url http://$(HOST):$(PORT)/
-	@if [ -z "$$REDIS_URL" ]; then $(BIN)/python manage.py poll_mailboxes --loop & poller=$$!; \
+	@if [ -z "$$REDIS_URL" ]; then $(BIN)/python manage.py poll_mailboxes --loop --interval $(POLL_SECONDS) & poller=$$!; \
 		trap 'kill $$poller 2>/dev/null' EXIT INT TERM; fi; \
 	$(BIN)/python manage.py runserver --noreload --insecure $(HOST):$(PORT)
 
