@@ -50,7 +50,8 @@ PARKED = Stage(
     note="A domain that sends no mail can refuse all of it at once.",
 )
 MAILING_LIST_NOTE = (
-    "Your users post to mailing lists. RFC 9989 advises such domains not to publish p=reject: a list "
+    "This plan assumes your users post to mailing lists (untick it under Plan settings if they do not). "
+    "RFC 9989 advises such domains not to publish p=reject: a list "
     "that changes messages (a footer, a subject tag) breaks their DKIM signature, and receivers would "
     "refuse your users' posts to the list's members. Stopping at quarantine keeps that mail deliverable "
     "(to spam at worst) while spoofing is still stopped; go on to reject only if mail broken in transit "
