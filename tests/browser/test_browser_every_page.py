@@ -28,6 +28,8 @@ pytestmark = pytest.mark.browser
 WIDTHS = (1366, 390)
 SHOTS = SCREENSHOTS / "pages"
 SERIOUS = ("serious", "critical")
+# Every chart on the page drawn (plotly adds its SVG when it has): the page is as a person sees it.
+CHARTS_DRAWN = "() => [...document.querySelectorAll('[data-figure]')].every((chart) => chart.querySelector('svg'))"
 DOMAIN = "demo-shop.example"
 ADMIN_EMAIL = "admin@demo-shop.example"
 # Routes that are not pages a person looks at, and why.
@@ -95,7 +97,8 @@ class Sweep:
             page.set_viewport_size({"width": width, "height": 900})
             if index:
                 page.reload()  # laid out from the start at this width, charts included
-            page.wait_for_load_state("networkidle")
+            page.wait_for_load_state("load")
+            page.wait_for_function(CHARTS_DRAWN)
             page.screenshot(path=SHOTS / f"{label}-{width}.png", full_page=True)
             found = [
                 (violation["id"], violation["impact"], len(violation["nodes"]))

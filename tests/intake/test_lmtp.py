@@ -78,6 +78,7 @@ def intake_server(acme, tmp_path) -> IntakeServer:
     )
     try:
         wait_for_port(lmtp_port, proc, "intake_server")
+        wait_for_port(smtp_port, proc, "intake_server")  # the listeners start one after the other
         yield IntakeServer(proc, lmtp_port, smtp_port, proxy)
     finally:
         proc.terminate()
