@@ -138,8 +138,10 @@ def demo_app(tmp_path_factory):
         dns.stop()
 
 
-def test_the_demo_loads_completely_while_make_run_polls_beside_it(demo_app):
+def test_the_demo_loads_completely_while_make_run_polls_beside_it(demo_app, capsys):
     app, demo, _ = demo_app
+    with capsys.disabled():
+        print("\nmanage.py demo beside make run: exit", demo.returncode, "\n" + demo.stdout)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     counts = re.search(r"(\d+) reports: (\d+) stored, (\d+) duplicates \(loaded before\), (\d+) refused", demo.stdout)
     assert counts, demo.stdout
