@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from reports.lib.parsing import Limits, Refusal, ReportError
+from reports.lib.parsing import Limits, Refusal, ReportError, find_documents
 from reports.lib.parsing.archive import sniff
 from reports.lib.parsing.xmlstream import has_doctype
 from tests.support.builders import gzipped, record_xml, report_xml, zipped
@@ -23,6 +23,9 @@ from tests.support.parsing import parse_all, parse_one
         (b"\n\n  <feedback>", "xml"),
         (b"\xef\xbb\xbf<?xml", "xml"),
         (b"\xff\xfe<\x00", "xml"),
+        (b'{"organization-name": "x"}', "json"),
+        (b'\r\n  {"organization-name"', "json"),
+        (b'\xef\xbb\xbf{"organization-name"', "json"),
         (b"Return-Path: <a@b>\r\nSubject: x", "email"),
         (b"From a@b Mon Jan 1 00:00:00 2024\n", "email"),
         (b"unused", "unknown"),
@@ -53,6 +56,12 @@ def test_it_reads_concatenated_gzip_members():
     report, records = parse_one(gzipped(xml[:100]) + gzipped(xml[100:]))
     assert len(records) == 1
     assert not report.repairs
+
+
+def test_it_finds_json_in_gzip_as_an_smtp_tls_report():
+    (document,) = find_documents(io.BytesIO(gzipped(b'{"report-id": "x"}')), "in.json.gz", Limits())
+    assert (document.kind, document.name) == ("tlsrpt", "in.json.gz")
+    assert document.open().read() == b'{"report-id": "x"}'
 
 
 def test_it_refuses_gzip_that_holds_no_xml():

@@ -1,11 +1,12 @@
 """Emails: the report may be any part, any content type, or the whole body."""
 
 import base64
+import io
 from email.message import EmailMessage
 
 import pytest
 
-from reports.lib.parsing import Limits, NotAggregateReport, Refusal, ReportError
+from reports.lib.parsing import Limits, NotAggregateReport, Refusal, ReportError, find_documents
 from tests.support.builders import gzipped, report_email, report_xml, zipped
 from tests.support.parsing import parse_all
 
@@ -67,10 +68,16 @@ def test_it_recognises_a_failure_report():
         parse_all(message.as_bytes())
 
 
-def test_it_recognises_an_smtp_tls_report():
+def test_it_finds_the_json_report_of_an_smtp_tls_report_email():
     data = report_email([("r.json.gz", "application/tlsrpt+gzip", gzipped(b"{}"))])
-    with pytest.raises(NotAggregateReport, match="SMTP TLS report \\(RFC 8460\\)"):
-        parse_all(data)
+    (document,) = find_documents(io.BytesIO(data), "m.eml", Limits())
+    assert (document.kind, document.name) == ("tlsrpt", "m.eml/r.json.gz")
+    assert document.open().read() == b"{}"
+
+
+def test_it_finds_no_tls_report_in_an_aggregate_report_email():
+    data = report_email([("r.xml.gz", "application/gzip", gzipped(report_xml()))])
+    assert [document.kind for document in find_documents(io.BytesIO(data), "m.eml", Limits())] == ["aggregate"]
 
 
 def test_it_refuses_one_broken_attachment_and_keeps_the_other():

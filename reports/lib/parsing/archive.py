@@ -30,21 +30,25 @@ MEMBER_ERRORS = (zipfile.BadZipFile, NotImplementedError, OSError, EOFError, Val
 # An LZMA decoder keeps up to its dictionary's size of output in memory, and the archive
 # chooses that size (up to 4 GiB); 64 MiB is what the strongest presets use.
 MAX_LZMA_DICTIONARY = 64 * 1024 * 1024
+# The report a sniffed content kind holds: DMARC aggregate reports are XML, SMTP TLS reports JSON.
+KINDS = {"xml": "aggregate", "json": "tlsrpt"}
 
 
 def sniff(head: bytes) -> str:
-    """Name the kind of content from its first bytes: gzip, zip, xml, email or unknown."""
+    """Name the kind of content from its first bytes: gzip, zip, xml, json, email or unknown."""
     if head.startswith(GZIP_MAGIC):
         return "gzip"
     if head.startswith(ZIP_MAGICS):
         return "zip"
-    stripped = head
     for bom in BOMS:
-        if stripped.startswith(bom):
-            return "xml"
-    stripped = stripped.lstrip()
+        if head.startswith(bom):
+            return "json" if head[len(bom) :].lstrip().startswith(b"{") else "xml"
+    stripped = head.lstrip()
     if stripped.startswith(b"<"):
         return "xml"
+    # Before the email test: '{"organization-name": ...' would pass for a header line.
+    if stripped.startswith(b"{"):
+        return "json"
     if looks_like_email(stripped):
         return "email"
     return "unknown"
@@ -60,11 +64,17 @@ def looks_like_email(head: bytes) -> bool:
 
 @dataclass
 class Document:
-    """One XML document found inside an input (a plain file, an archive member, an attachment)."""
+    """One report document found inside an input (a plain file, an archive member, an attachment).
+
+    ``kind`` is "aggregate" (DMARC XML) or "tlsrpt" (SMTP TLS JSON); ``hints`` carries what
+    the container said about it (a TLS report email's TLS-Report-Domain and -Submitter).
+    """
 
     name: str
     open: "callable[[], BinaryIO]"
     notes: list[str] = field(default_factory=list)
+    kind: str = "aggregate"
+    hints: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -180,7 +190,7 @@ def check_member_name(name: str) -> None:
 
 
 def zip_documents(source: BinaryIO, name: str, limits: Limits) -> Iterator[Document | Refusal]:
-    """Yield each XML member of a zip archive, after checking the whole directory.
+    """Yield each XML or JSON member of a zip archive, after checking the whole directory.
 
     The central directory is checked first (member count, names, declared sizes
     against the archive length) so a hostile archive is refused before a single
@@ -233,10 +243,10 @@ def zip_documents(source: BinaryIO, name: str, limits: Limits) -> Iterator[Docum
         if kind in ("gzip", "zip"):
             yield Refusal(member_name, f"zip member is itself a {kind} archive; nested archives are not opened")
             continue
-        if kind != "xml":
+        if kind not in ("xml", "json"):
             yield Refusal(member_name, f"zip member is not XML (starts with {head[:16]!r})")
             continue
-        yield Document(member_name, _zip_opener(archive, member, limits))
+        yield Document(member_name, _zip_opener(archive, member, limits), kind=KINDS[kind])
 
 
 def lzma_dictionary(source: BinaryIO, member: zipfile.ZipInfo) -> int:
@@ -280,21 +290,22 @@ class ZipMemberReader(CappedReader):
 
 
 def gzip_document(source: BinaryIO, name: str, limits: Limits) -> Document:
-    """A gzip file holds exactly one document; its content is checked to be XML up front."""
+    """A gzip file holds exactly one document; its content is checked to be XML or JSON up front."""
     start = source.tell()
     head = GzipReader(source, limits.max_xml_bytes).read(512)
     source.seek(start)
     kind = sniff(head)
     if kind in ("gzip", "zip"):
         raise ReportError(f"gzip content is itself a {kind} archive; nested archives are not opened")
-    if kind != "xml":
+    if kind not in ("xml", "json"):
         raise ReportError(f"gzip content is not XML (starts with {head[:16]!r})")
+    cap = limits.max_json_bytes if kind == "json" else limits.max_xml_bytes
 
     def open_gzip() -> BinaryIO:
         source.seek(start)
-        return GzipReader(source, limits.max_xml_bytes)
+        return GzipReader(source, cap)
 
-    return Document(name, open_gzip)
+    return Document(name, open_gzip, kind=KINDS[kind])
 
 
 def xml_document(source: BinaryIO, name: str, limits: Limits) -> Document:
@@ -307,11 +318,23 @@ def xml_document(source: BinaryIO, name: str, limits: Limits) -> Document:
     return Document(name, open_xml)
 
 
+def json_document(source: BinaryIO, name: str, limits: Limits) -> Document:
+    start = source.tell()
+
+    def open_json() -> BinaryIO:
+        source.seek(start)
+        return CappedReader(source, limits.max_json_bytes, "JSON report")
+
+    return Document(name, open_json, kind="tlsrpt")
+
+
 def payload_documents(source: BinaryIO, name: str, limits: Limits) -> Iterator[Document | Refusal]:
-    """Documents in a file that is not an email: plain XML, gzip or zip (by magic bytes)."""
+    """Documents in a file that is not an email: plain XML or JSON, gzip or zip (by magic bytes)."""
     kind = sniff(peek(source))
     if kind == "xml":
         yield xml_document(source, name, limits)
+    elif kind == "json":
+        yield json_document(source, name, limits)
     elif kind == "gzip":
         yield gzip_document(source, name, limits)
     elif kind == "zip":

@@ -1,4 +1,4 @@
-"""Any input (file, upload, email) -> the XML documents inside it."""
+"""Any input (file, upload, email) -> the report documents (XML or JSON) inside it."""
 
 from collections.abc import Iterator
 from typing import BinaryIO

@@ -156,10 +156,13 @@ def subject(message: Message) -> str:
 def message_kind(message: Message) -> str:
     """aggregate, failure (RFC 9991 / ARF) or tlsrpt (RFC 8460), from the MIME structure."""
     content_type = message.get_content_type()
+    report_type = ""
     if content_type == "multipart/report":
-        report_type = (message.get_param("report-type") or "").lower()
+        report_type = str(message.get_param("report-type") or "").lower()
         if report_type == "feedback-report":
             return "failure"
+    if report_type == "tlsrpt":
+        return "tlsrpt"
     for part in message.walk():
         part_type = part.get_content_type()
         if part_type == "message/feedback-report":
@@ -177,7 +180,8 @@ def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Docume
     if kind == "failure":
         raise NotAggregateReport(f"message is a DMARC failure report (RFC 9991): {title!r}", kind)
     if kind == "tlsrpt":
-        raise NotAggregateReport(f"message is an SMTP TLS report (RFC 8460): {title!r}", kind)
+        yield from tlsrpt_documents(message, name, limits, title)
+        return
     found = 0
     for index, part in enumerate(message.walk()):
         if part.is_multipart() or part.get_content_maintype() == "message":
@@ -200,3 +204,54 @@ def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Docume
             yield Refusal(part_name, exc.reason)
     if not found:
         raise ReportError(f"message has no report attachment (subject {title!r})")
+
+
+def tlsrpt_documents(message: Part, name: str, limits: Limits, title: str) -> Iterator[Document | Refusal]:
+    """The JSON reports of an SMTP TLS report email, one per report part, with its headers as hints.
+
+    A part is a report by its label (application/tlsrpt+gzip or +json) or by its content
+    (JSON, or gzip of JSON); what it holds is sniffed, whatever the label says, since
+    reporters send plain JSON labelled +gzip.
+    """
+    hints = {
+        "domain": header_text(message, "tls-report-domain"),
+        "submitter": header_text(message, "tls-report-submitter"),
+    }
+    found = 0
+    for index, part in enumerate(message.walk()):
+        if part.is_multipart() or part.get_content_maintype() == "message":
+            continue
+        for result in tlsrpt_part(part, f"{name}/{part.get_filename() or f'part{index}'}", limits):
+            if isinstance(result, Document):
+                result.hints = dict(hints)
+            found += 1
+            yield result
+    if not found:
+        raise ReportError(f"message is an SMTP TLS report (RFC 8460) with no readable report part (subject {title!r})")
+
+
+def tlsrpt_part(part: Part, part_name: str, limits: Limits) -> list[Document | Refusal]:
+    """The reports in one part; a refusal when a part labelled as a report cannot be read, and
+    nothing for any other part (the human-readable text)."""
+    labelled = part.get_content_type() in TLSRPT_TYPES
+    try:
+        payload = decoded(part)
+    except Exception as exc:  # binascii and the uu codec raise several types on broken encodings
+        return [Refusal(part_name, f"MIME part cannot be decoded: {exc}")] if labelled else []
+    reports = []
+    if payload and sniff(payload[:512]) in ("json", "gzip"):
+        try:
+            found = payload_documents(io.BytesIO(payload), part_name, limits)
+            reports = [d for d in found if isinstance(d, Document) and d.kind == "tlsrpt"]
+        except ReportError as exc:
+            return [Refusal(part_name, exc.reason)] if labelled else []
+    if reports or not labelled:
+        return reports
+    return [Refusal(part_name, f"SMTP TLS report part is not JSON or gzip of JSON (starts with {payload[:16]!r})")]
+
+
+def header_text(message: Message, name: str) -> str:
+    """A header's value as text, trimmed to the length of a domain name; "" when absent."""
+    value = str(message.get(name, "")).strip()[:253]
+    # Bytes that are not ASCII come through as lone surrogates, which no database takes as text.
+    return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")

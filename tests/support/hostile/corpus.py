@@ -32,6 +32,7 @@ from tests.support.hostile.bombs import (
     write_zip,
     zip_bytes,
 )
+from tests.support.tlsrpt import failure_detail, tls_policy, tls_report_email, tls_report_json
 
 LEAK = "root:x:0:0"
 SECRET_URL = "file:///etc/passwd"
@@ -702,9 +703,53 @@ def failure_report() -> bytes:
     return email(body, content_type='multipart/report; report-type=feedback-report; boundary="b"')
 
 
-@case("tls-report.eml", "kept", "SMTP TLS report")
-def tls_report() -> bytes:
-    return report_email([("report.json.gz", "application/tlsrpt+gzip", gzipped(b'{"organization-name": "x"}'))])
+# SMTP TLS reports (RFC 8460 JSON) ---------------------------------------------------------
+
+
+@case("tlsrpt-email-incomplete-report.eml", "refused", "report-id is missing (RFC 8460 requires it)")
+def tlsrpt_email_incomplete_report() -> bytes:
+    return tls_report_email(b'{"organization-name": "x"}')
+
+
+@case("tlsrpt-deep-nesting-100k.json", "refused", "JSON is nested deeper than 16 levels")
+def tlsrpt_deep_nesting() -> bytes:
+    head, tail = split(tls_report_json(report_id="deep", extra={"x": "HOLE"}), b'"HOLE"')
+    return head + b"[" * 100_000 + b"]" * 100_000 + tail
+
+
+@case("tlsrpt-field-100mb.json", "refused", "JSON report exceeds the 64 MiB cap")
+def tlsrpt_field_100mb(path: Path) -> None:
+    detail = failure_detail(additional_information="HOLE")
+    head, tail = split(tls_report_json(report_id="huge-field", policies=[tls_policy(failures=[detail])]))
+    stream_into(path, head, b"a" * MiB, 100, tail)
+
+
+@case("tlsrpt-gzip-bomb-1gib.json.gz", "refused", "gzip output exceeds the 64 MiB cap")
+def tlsrpt_gzip_bomb(path: Path) -> None:
+    gzip_bomb(path, GiB, prefix=b'{"organization-name": "')
+
+
+@case("tlsrpt-duplicate-keys.json", "refused", "duplicate key 'policies' in a JSON object")
+def tlsrpt_duplicate_keys() -> bytes:
+    # Which of the two a parser keeps differs between parsers: one may check the first, another store the second.
+    return tls_report_json(report_id="duplicate").replace(b'"policies": [', b'"policies": [], "policies": [')
+
+
+@case("tlsrpt-count-beyond-64-bits.json", "refused", "is beyond 64 bits")
+def tlsrpt_count_beyond_64_bits() -> bytes:
+    return tls_report_json(report_id="huge-count", policies=[tls_policy(successful=10**30)])
+
+
+@case("tlsrpt-1m-failure-details.json", "refused", "report has more than 100000 failure details")
+def tlsrpt_million_failure_details(path: Path) -> None:
+    head, tail = split(tls_report_json(report_id="many-failures", policies=[tls_policy(failures="HOLE")]), b'"HOLE"')
+    detail = b'{"result-type":"dane-required","failed-session-count":1},'
+    stream_into(path, head + b"[", detail, 1_000_000, detail[:-1] + b"]" + tail)
+
+
+@case("tlsrpt-nan-count.json", "refused", "NaN, which is not a finite number")
+def tlsrpt_nan_count() -> bytes:
+    return tls_report_json(report_id="nan", policies=[tls_policy(failed=float("nan"))])
 
 
 # Legitimate inputs among them --------------------------------------------------------------
