@@ -15,6 +15,9 @@ pytest_plugins = [
     "tests.support.browser",
     "tests.support.cast",
     "tests.support.alerting",
+    "tests.support.testca",
+    "tests.support.httpsserver",
+    "tests.support.starttlsserver",
 ]
 
 

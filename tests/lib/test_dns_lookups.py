@@ -1,4 +1,5 @@
-"""DMARC, SPF and DKIM records looked up and checked, against a real DNS server on 127.0.0.1."""
+"""DMARC, SPF and DKIM records, MX hosts, TLSA records and addresses looked up and checked, against a real DNS server
+on 127.0.0.1."""
 
 import base64
 import time
@@ -6,6 +7,7 @@ import time
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TXT
+import dns.resolver
 import dns.reversename
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -14,7 +16,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from reports.lib.dnsrecords import lookups
 from reports.lib.dnsrecords.dkim import check_dkim
 from reports.lib.dnsrecords.dmarc import SEVERAL_RECORDS
-from reports.lib.dnsrecords.lookups import DnsError, check_external_verification, fcrdns, has_mx, lookup_dmarc, txt
+from reports.lib.dnsrecords.lookups import (
+    DnsError,
+    addresses,
+    check_external_verification,
+    fcrdns,
+    has_mx,
+    lookup_dmarc,
+    lookup_mx,
+    lookup_tlsa,
+    txt,
+)
 from reports.lib.dnsrecords.spf import MAX_QUERIES, NONE, PERMERROR, TEMPERROR, USABLE, check_spf
 from tests.support.dkimkeys import rsa_record
 from tests.support.dnsserver import DnsServer, resolver_for
@@ -125,7 +137,7 @@ def test_a_failed_dmarc_lookup_leaves_the_result_unknown(dns_server, resolver):
     assert timed_out.detail == "timed out"
 
 
-# --- has_mx and fcrdns ---------------------------------------------------------------------
+# --- has_mx, lookup_mx, lookup_tlsa, addresses and fcrdns ---------------------------------
 
 
 def test_has_mx(dns_server, resolver):
@@ -140,6 +152,91 @@ def test_has_mx(dns_server, resolver):
     assert not has_mx("nothing.example.com", resolver)
     with pytest.raises(DnsError, match="SERVFAIL"):
         has_mx("broken.example.com", resolver)
+
+
+def test_lookup_mx_orders_by_preference_then_name(dns_server, resolver):
+    dns_server.add("example.com", "MX", "20 mx2.example.com.")
+    dns_server.add("example.com", "MX", "10 MX1.Example.com.")
+    dns_server.add("example.com", "MX", "10 mx0.example.net.")
+    dns_server.add("example.com", "MX", "30 mx1.example.com.")
+
+    assert lookup_mx("example.com", resolver) == ["mx0.example.net", "mx1.example.com", "mx2.example.com"]
+
+
+def test_lookup_mx_without_mail_exchangers(dns_server, resolver):
+    dns_server.add("parked.example.com", "MX", "0 .")
+    dns_server.add("web.example.com", "A", "192.0.2.1")
+    dns_server.servfail("broken.example.com")
+
+    assert lookup_mx("parked.example.com", resolver) == []  # null MX (RFC 7505)
+    assert lookup_mx("web.example.com", resolver) == []
+    assert lookup_mx("nothing.example.com", resolver) == []
+    with pytest.raises(DnsError) as raised:
+        lookup_mx("broken.example.com", resolver)
+    assert raised.value.status == lookups.SERVFAIL
+
+
+SHA256 = "0123456789abcdef" * 4
+
+
+def test_lookup_tlsa(dns_server, resolver):
+    dns_server.add("_25._tcp.mx1.example.com", "TLSA", f"3 1 1 {SHA256.upper()}")
+    dns_server.add("_25._tcp.mx1.example.com", "TLSA", f"2 0 1 {SHA256}")
+    dns_server.add("_465._tcp.mx1.example.com", "TLSA", f"3 1 1 {SHA256}")
+
+    assert sorted(lookup_tlsa("mx1.example.com.", resolver)) == [f"2 0 1 {SHA256}", f"3 1 1 {SHA256}"]
+    assert lookup_tlsa("mx1.example.com", resolver, port=465) == [f"3 1 1 {SHA256}"]
+    assert dns_server.queries[("_25._tcp.mx1.example.com", "TLSA")] == 1
+
+
+def test_lookup_tlsa_without_records(dns_server, resolver):
+    dns_server.add("_25._tcp.mx2.example.com", "TXT", "not a TLSA record")
+    dns_server.drop("_25._tcp.slow.example.com")
+
+    assert lookup_tlsa("mx2.example.com", resolver) == []
+    assert lookup_tlsa("mx3.example.com", resolver) == []
+    with pytest.raises(DnsError) as raised:
+        lookup_tlsa("slow.example.com", resolver)
+    assert raised.value.status == lookups.TIMEOUT
+
+
+def test_addresses_gives_ipv4_then_ipv6(dns_server, resolver):
+    dns_server.add("mx.example.com", "AAAA", "2001:db8::25")
+    dns_server.add("mx.example.com", "A", "192.0.2.25")
+    dns_server.add("v4.example.com", "A", "192.0.2.26")
+    dns_server.add("alias.example.com", "CNAME", "v4.example.com.")
+
+    assert addresses("mx.example.com", resolver) == ["192.0.2.25", "2001:db8::25"]
+    assert addresses("v4.example.com", resolver) == ["192.0.2.26"]
+    assert addresses("alias.example.com", resolver) == ["192.0.2.26"]
+    assert addresses("nothing.example.com", resolver) == []
+
+
+def test_addresses_fails_only_when_nothing_was_found(dns_server, resolver):
+    dns_server.servfail("broken.example.com")
+
+    with pytest.raises(DnsError) as raised:
+        addresses("broken.example.com", resolver)
+
+    assert (raised.value.status, raised.value.rdtype) == (lookups.SERVFAIL, "A")
+
+
+class OneFamilyFails:
+    """A resolver whose AAAA lookups fail while its A lookups answer."""
+
+    def __init__(self, resolver):
+        self.resolver = resolver
+
+    def resolve(self, qname, rdtype, *args, **kwargs):
+        if rdtype == "AAAA":
+            raise dns.resolver.NoNameservers()
+        return self.resolver.resolve(qname, rdtype, *args, **kwargs)
+
+
+def test_addresses_with_one_family_failing(dns_server, resolver):
+    dns_server.add("mx.example.com", "A", "192.0.2.25")
+
+    assert addresses("mx.example.com", OneFamilyFails(resolver)) == ["192.0.2.25"]
 
 
 def test_fcrdns_confirms_the_ptr_name(dns_server, resolver):

@@ -8,8 +8,9 @@ It is called as ``resolve(name, rdtype, raise_on_no_answer=False, search=False)`
 Every lookup ends in one of ``STATUSES``: "ok", "nxdomain" (the name does not exist), "no-answer"
 (the name exists without records of the type), "timeout", "servfail" (the name servers failed or
 refused) and "error" (anything else, such as a malformed name). ``txt`` and ``has_mx`` raise
-``DnsError`` for all but "ok"; ``lookup_dmarc`` and ``check_external_verification`` put the status
-into their result. Pure Python and dnspython: no Django.
+``DnsError`` for all but "ok"; ``lookup_mx``, ``lookup_tlsa`` and ``addresses`` give [] when there
+are no such records and raise ``DnsError`` when the lookup failed; ``lookup_dmarc`` and
+``check_external_verification`` put the status into their result. Pure Python and dnspython: no Django.
 """
 
 from __future__ import annotations
@@ -133,6 +134,50 @@ def has_mx(domain: str, resolver: Resolver) -> bool:
             return False
         raise
     return any(record.exchange != dns.name.root for record in records)
+
+
+def lookup_mx(domain: str, resolver: Resolver) -> list[str]:
+    """The mail exchangers of ``domain``, most preferred first (equal preferences by name), lower-case
+    without the trailing dot. [] when there are none or only the null MX; raises DnsError when the lookup failed."""
+    records = _records_or_none(domain, "MX", resolver)
+    ordered = sorted((record.preference, _host(record.exchange)) for record in records)
+    return list(dict.fromkeys(host for _, host in ordered if host))
+
+
+def lookup_tlsa(host: str, resolver: Resolver, port: int = 25) -> list[str]:
+    """The TLSA records (DANE, RFC 6698) at ``_<port>._tcp.<host>`` in presentation format
+    (``3 1 1 <hex>``). [] when there are none; raises DnsError when the lookup failed.
+    DNSSEC is not checked here: without it, senders ignore these records."""
+    name = f"_{port}._tcp.{host.strip().rstrip('.')}"
+    return [record.to_text() for record in _records_or_none(name, "TLSA", resolver)]
+
+
+def addresses(host: str, resolver: Resolver) -> list[str]:
+    """The IPv4 (A) then IPv6 (AAAA) addresses of ``host``. [] when it has neither; raises DnsError when
+    nothing was found and a lookup failed (one family failing while the other answers is not an error)."""
+    found: list[str] = []
+    failure: DnsError | None = None
+    for rdtype in ("A", "AAAA"):
+        try:
+            found += [record.address for record in _records_or_none(host.strip(), rdtype, resolver)]
+        except DnsError as exc:
+            failure = failure or exc
+    if failure is not None and not found:
+        raise failure
+    return found
+
+
+def _records_or_none(name: str, rdtype: str, resolver: Resolver) -> list:
+    try:
+        return query(name, rdtype, resolver)
+    except DnsError as exc:
+        if exc.missing:
+            return []
+        raise
+
+
+def _host(name: dns.name.Name) -> str:
+    return name.to_text(omit_final_dot=True).lower() if name != dns.name.root else ""
 
 
 def fcrdns(ip: str, resolver: dns.resolver.Resolver) -> rdns.ReverseDNS:
