@@ -222,6 +222,12 @@ DMARC_LIMITS = {
     "max_field_bytes": envint("DMARC_MAX_FIELD_BYTES", 64 * 1024, minimum=256),
     "max_element_bytes": envint("DMARC_MAX_ELEMENT_BYTES", 1024 * 1024, minimum=64 * 1024),
     "max_records": envint("DMARC_MAX_RECORDS", 2_000_000, minimum=1),
+    # SMTP TLS reports (JSON): bytes after decompression, values (objects, lists, items) before any is
+    # built, policies and failure details; depth and field size are the XML caps above.
+    "max_json_bytes": envint("TLSRPT_MAX_JSON_BYTES", 64 * 1024 * 1024, minimum=1024),
+    "max_json_values": envint("TLSRPT_MAX_JSON_VALUES", 1_000_000, minimum=100),
+    "max_tls_policies": envint("TLSRPT_MAX_POLICIES", 1000, minimum=1),
+    "max_tls_failures": envint("TLSRPT_MAX_FAILURE_DETAILS", 100_000, minimum=1),
 }
 
 # DNS for reverse lookups and DKIM keys: the system's resolvers unless DNS_RESOLVER
@@ -362,6 +368,19 @@ LOGIN_LOCKOUT_MINUTES = envint("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
 # the next answers 429 with Retry-After. 0 turns a limit off.
 API_RATE_LIMIT = envint("API_RATE_LIMIT", 120)
 UPLOAD_RATE_LIMIT = envint("UPLOAD_RATE_LIMIT", 20)
+# TLS reports POSTed to /tlsrpt/ (RFC 8460 section 3) come without authentication: each client address
+# may POST this many a minute (0: no limit), each body at most TLSRPT_MAX_BYTES.
+TLSRPT_RATE_LIMIT = envint("TLSRPT_RATE_LIMIT", 30)
+TLSRPT_MAX_BYTES = envint("TLSRPT_MAX_BYTES", 10 * 1024 * 1024, minimum=1024)
+# The MTA-STS publication check: the policy is fetched from port 443 of mta-sts.<domain> (tests point
+# it at a local server), each MX host is probed for STARTTLS on port 25 unless STARTTLS_CHECK is off
+# (where outbound port 25 is blocked, as on many cloud hosts), and each step gives up after
+# MTA_STS_TIMEOUT seconds. TLS_CA_FILE: a PEM file of CAs to trust instead of the system's.
+MTA_STS_HTTPS_PORT = envint("MTA_STS_HTTPS_PORT", 443, minimum=1)
+SMTP_PROBE_PORT = envint("SMTP_PROBE_PORT", 25, minimum=1)
+STARTTLS_CHECK = envbool("STARTTLS_CHECK", "true")
+MTA_STS_TIMEOUT = envint("MTA_STS_TIMEOUT", 10, minimum=1)
+TLS_CA_FILE = envstr("TLS_CA_FILE")
 # Days past its retention a record may be kept so that its month's partition is dropped whole
 # (PostgreSQL) instead of its rows deleted one day at a time; 0 keeps retention exact.
 RECORD_RETENTION_SLACK_DAYS = envint("RECORD_RETENTION_SLACK_DAYS", 0)

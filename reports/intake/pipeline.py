@@ -13,7 +13,6 @@ import hashlib
 import io
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
@@ -24,7 +23,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dmarcdash.logs import input_context
-from reports.intake import rawstore, rollups, signals
+from reports.intake import rawstore, rollups, signals, tlsstore
+from reports.intake.outcomes import IngestResult, Outcome
 from reports.intake.store import write_records
 from reports.lib.authenticity import Authenticity, check_report_authenticity
 from reports.lib.parsing import (
@@ -44,31 +44,6 @@ from reports.tenancy import audit
 from reports.tenancy.ownership import owning_domain
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Outcome:
-    """What became of one report document (or one unreadable part) of an input."""
-
-    status: str
-    name: str
-    reason: str = ""
-    domain: str = ""
-    org_name: str = ""
-    report_id: str = ""
-    records: int = 0
-    messages: int = 0
-    report: int | None = None
-    repairs: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class IngestResult:
-    intake: Intake
-    outcomes: list[Outcome]
 
 
 def limits() -> Limits:
@@ -225,7 +200,10 @@ def _process_intake(intake: Intake, caps: Limits | None) -> IngestResult:
                 authenticate = authenticator(data)
                 raw = io.BytesIO(data)
             for found in find_documents(raw, label, caps):
-                outcomes.append(store_document(found, intake, caps, authenticate))
+                if isinstance(found, Document) and found.kind == "tlsrpt":
+                    outcomes.extend(tlsstore.store(found, intake, caps))
+                else:
+                    outcomes.append(store_document(found, intake, caps, authenticate))
     except NotAggregateReport as exc:
         intake.kind = exc.kind
         outcomes.append(Outcome("kept", label, exc.reason))
@@ -248,6 +226,11 @@ def _process_intake(intake: Intake, caps: Limits | None) -> IngestResult:
 
 def finish_intake(intake: Intake, outcomes: list[Outcome]) -> None:
     statuses = [o.status for o in outcomes]
+    kinds = {o.kind for o in outcomes if o.status != "kept"}
+    if kinds == {"tlsrpt"}:
+        intake.kind = Intake.Kind.TLSRPT
+    elif "kept" not in statuses:
+        intake.kind = Intake.Kind.AGGREGATE
     intake.reports_stored = statuses.count("stored")
     intake.reports_duplicate = statuses.count("duplicate")
     intake.parts_refused = statuses.count("refused") + statuses.count("failed")

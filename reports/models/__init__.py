@@ -6,10 +6,12 @@ Times are stored in UTC. Every count of mail is a count of messages (the sum of
 
 from .alerts import AlertEmail, AlertEvent, AlertMute, AlertSubscription
 from .intake import Intake, Mailbox, Record, Report
+from .mtasts import MtaStsEvent, MtaStsPlan
 from .rollout import PolicyEvent, PolicyPlan
 from .rollups import SOURCE_DIMENSIONS, TOTAL_DIMENSIONS, DailyDkim, DailySource, DailyTotal, SourceWindow, WindowState
 from .senders import DomainSender, Sender, SourceIP
 from .tenancy import ApiToken, AuditEntry, Domain, Invitation, Membership, Organization, Profile, TotpDevice
+from .tls import TlsFailure, TlsPolicy, TlsReport
 from .verdicts import DKIM_ALIGNED, FAILING, PASSING, SPF_ALIGNED, failing_messages, passing_messages
 
 __all__ = [
@@ -33,6 +35,8 @@ __all__ = [
     "Intake",
     "Invitation",
     "Mailbox",
+    "MtaStsEvent",
+    "MtaStsPlan",
     "Membership",
     "Organization",
     "PolicyEvent",
@@ -43,6 +47,9 @@ __all__ = [
     "Sender",
     "SourceIP",
     "SourceWindow",
+    "TlsFailure",
+    "TlsPolicy",
+    "TlsReport",
     "TotpDevice",
     "WindowState",
     "failing_messages",

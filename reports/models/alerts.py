@@ -39,6 +39,9 @@ class AlertEvent(models.Model):
         AUTHORISED_FAILING = "authorised-failing", "Authorised sender failing"
         RECORD_CHANGED = "record-changed", "DMARC record changed or broken"
         MAILBOX_FAILING = "mailbox-failing", "Mailbox failing"
+        TLS_MX_FAILING = "tls-mx-failing", "TLS failures at an MX host"
+        MTA_STS_BROKEN = "mta-sts-broken", "MTA-STS policy broken"
+        CERT_EXPIRING = "cert-expiring", "MX certificate near expiry"
 
     class State(models.TextChoices):
         BASELINE = "baseline", "Known before alerts began (not sent)"
@@ -86,6 +89,10 @@ class AlertEvent(models.Model):
             return reverse("ingestion")
         if self.kind in (self.Kind.ROLLBACK, self.Kind.RECORD_CHANGED):
             return reverse("policy", args=[self.domain.name])
+        if self.kind == self.Kind.TLS_MX_FAILING:
+            return reverse("domain-tls", args=[self.domain.name])
+        if self.kind in (self.Kind.MTA_STS_BROKEN, self.Kind.CERT_EXPIRING):
+            return reverse("mta-sts", args=[self.domain.name])
         if self.kind == self.Kind.NEW_FAILING_SOURCE:
             return reverse("domain-sources", args=[self.domain.name]) + "?sort=-failing"
         return reverse("domain", args=[self.domain.name])

@@ -95,6 +95,7 @@ class Intake(models.Model):
         API = "api", "HTTP API"
         IMAP = "imap", "IMAP mailbox"
         LMTP = "lmtp", "Direct delivery (LMTP/SMTP)"
+        HTTPS = "https", "HTTPS (TLS-RPT)"
 
     class Kind(models.TextChoices):
         AGGREGATE = "aggregate", "Aggregate report"

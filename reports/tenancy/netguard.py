@@ -56,3 +56,18 @@ def refusal(host: str, port: int) -> str:
                 "operator to allow that network (MAILBOX_ALLOWED_NETWORKS)"
             )
     return ""
+
+
+def address_refusal(ip: str) -> str:
+    """Why connecting to the address ``ip`` is refused ("" when it is allowed): for the MTA-STS policy
+    fetch and the STARTTLS probe, which connect to addresses a domain's DNS names."""
+    try:
+        address = ipaddress.ip_address(ip.strip("[]").split("%")[0])
+    except ValueError:
+        return f"{ip} is not an IP address"
+    if _internal(address) and not any(address in network for network in allowed_networks()):
+        return (
+            f"{address} is not a public address; connecting there needs the operator to allow that network "
+            "(MAILBOX_ALLOWED_NETWORKS)"
+        )
+    return ""

@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -175,10 +176,10 @@ def test_it_keeps_what_it_repaired_on_the_report(corpus):
     [
         ("empty.xml", "input is empty"),
         ("failure/exim_plain_text_only_no_arf_part.eml", "message has no report attachment"),
-        ("smtp_tls/rfc8460.json", "input is not XML, gzip, zip or an email"),
+        ("smtp_tls/rfc8460.json", "TLS report for company-y.example, which no organization has added: not stored"),
     ],
 )
-def test_it_refuses_what_is_not_an_aggregate_report_with_a_clear_reason(corpus, path, reason):
+def test_it_refuses_what_is_not_a_report_it_can_keep_with_a_clear_reason(corpus, path, reason):
     code, (line,) = ingest_json(corpus / path)
     assert code == 1
     assert line["status"] == "refused"
@@ -200,13 +201,32 @@ def test_it_reads_the_same_report_as_xml_gz_and_zip_as_one_report(corpus):
     [
         ("failure/dmarc_ruf_report_linkedin.eml", "failure", "message is a DMARC failure report (RFC 9991)"),
         ("failure/[Netease DMARC Failure Report] Rent Reminder.eml", "failure", "DMARC failure report"),
-        ("smtp_tls/google.com_smtp_tls_report.eml", "tlsrpt", "message is an SMTP TLS report (RFC 8460)"),
     ],
 )
-def test_it_keeps_failure_and_tls_reports_in_the_ledger_as_such(corpus, path, kind, reason):
+def test_it_keeps_failure_reports_in_the_ledger_as_such(corpus, path, kind, reason):
     code, (line,) = ingest_json(corpus / path)
     assert code == 0
     assert line["status"] == "kept"
     intake = Intake.objects.get()
     assert (intake.status, intake.kind) == ("kept", kind)
     assert reason in intake.error
+
+
+def test_it_stores_the_real_tls_reports_of_added_domains(corpus, acme):
+    """Google's email, Mail.ru's report and another sender's; RFC 8460's own example is for a domain
+    nobody added here."""
+    from reports.models import Domain, TlsReport
+
+    Domain.objects.create(organization=acme, name="cardinalhealth.ca")
+    folder = corpus / "smtp_tls"
+    code, lines = ingest_json(*sorted(folder.iterdir()))
+    statuses = sorted((Path(line["path"]).name, line["status"]) for line in lines)
+    assert statuses == [
+        ("google.com_smtp_tls_report.eml", "stored"),
+        ("mail.ru.json", "stored"),
+        ("rfc8460.json", "refused"),
+        ("smtp_tls.json", "stored"),
+    ]
+    assert code == 1  # the refusal
+    assert all(line["kind"] == "tlsrpt" for line in lines)
+    assert TlsReport.objects.filter(domain__name="cardinalhealth.ca").get().submitter

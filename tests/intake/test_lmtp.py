@@ -233,3 +233,16 @@ def test_the_server_logs_json_lines_and_each_line_about_an_input_names_it(intake
     (done,) = [entry for entry in entries if entry.get("input") == intake.pk and "stored" in entry["message"]]
     assert done["message"] == "Direct delivery (LMTP/SMTP) stored: 1 stored, 0 duplicate, 0 refused"
     assert done["logger"] == "reports.intake.pipeline" and done["level"] == "INFO"
+
+
+def test_a_tls_report_delivered_over_lmtp_is_stored(intake_server, acme):
+    from reports.models import TlsReport
+    from tests.support.tlsrpt import tls_report_email, tls_report_json
+
+    email = tls_report_email(tls_report_json(report_id="lmtp-tls-1"), report_id="lmtp-tls-1")
+    with intake_server.lmtp() as client:
+        refused = client.sendmail("noreply-smtp-tls-reporting@google.com", [ADDRESS], email)
+    assert refused == {}
+    stored = TlsReport.objects.get(report_id="lmtp-tls-1")
+    assert stored.domain.name == "example.com" and stored.submitter == "google.com"
+    assert stored.intake.source == Intake.Channel.LMTP and stored.intake.kind == Intake.Kind.TLSRPT

@@ -422,3 +422,43 @@ def test_it_fetches_bodies_in_batches_bounded_by_bytes(imap_account, monkeypatch
     result = imap.poll(make_mailbox(imap_account))
     assert result.stored == 9
     assert sum(fetched) == 9 and max(fetched) <= 2  # each message is ~4.5 KB: two fit in 10,000 bytes
+
+
+@pytest.mark.django_db
+@pytest.mark.embedded
+def test_a_mailbox_of_dmarc_and_tls_reports_drains_into_both(imap_account):
+    from reports.models import TlsReport
+    from tests.support.tlsrpt import failure_detail, tls_policy, tls_report_email, tls_report_json
+
+    tls = tls_report_json(
+        report_id="tls-google-1",
+        policies=[tls_policy("example.com", successful=40, failures=[failure_detail("certificate-expired")])],
+    )
+    microsoft = tls_report_json(organization="Microsoft Corporation", report_id="tls-ms-1", policies=[tls_policy()])
+    append_messages(
+        imap_account,
+        "INBOX",
+        [
+            google_zip(),
+            tls_report_email(tls, report_id="tls-google-1"),
+            tls_report_email(microsoft, gzip=False, submitter="microsoft.com", report_id="tls-ms-1"),
+            tls_report_email(tls, report_id="tls-google-1"),  # delivered twice
+            plain_xml(),
+        ],
+    )
+    mailbox = make_mailbox(imap_account)
+    mailbox.organization.domains.create(name="example.com")  # TLS reports are kept for added domains only
+
+    result = imap.poll(mailbox)
+
+    assert result.error == ""
+    assert (result.stored, result.duplicate, result.refused, result.moved) == (4, 1, 0, 5)
+    assert sorted(Report.objects.values_list("report_id", flat=True)) == ["google-1", "p-1"]
+    assert sorted(TlsReport.objects.values_list("report_id", "submitter", "failed")) == [
+        ("tls-google-1", "google.com", 1),
+        ("tls-ms-1", "microsoft.com", 0),
+    ]
+    kinds = [i.kind for i in Intake.objects.filter(mailbox=mailbox).order_by("uid")]
+    assert kinds == ["aggregate", "tlsrpt", "tlsrpt", "tlsrpt", "aggregate"]
+    assert folder_uids(imap_account, "INBOX") == []
+    assert len(folder_subjects(imap_account, "DMARC-Processed")) == 5

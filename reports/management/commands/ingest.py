@@ -10,7 +10,9 @@ from reports.models import Intake
 
 
 class Command(BaseCommand):
-    help = "Ingest DMARC aggregate reports from files and directories (.xml, .gz, .zip, .eml, mixed)."
+    help = (
+        "Ingest DMARC aggregate and SMTP TLS reports from files and directories (.xml, .json, .gz, .zip, .eml, mixed)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", type=Path)
@@ -26,7 +28,7 @@ class Command(BaseCommand):
         inputs = list(iter_inputs(paths))
         show_progress = progress or (sys.stderr.isatty() and not as_json)
         totals = {"stored": 0, "duplicate": 0, "refused": 0, "failed": 0, "kept": 0}
-        records = messages = 0
+        records = messages = tls_reports = sessions = 0
         started = time.monotonic()
         for number, path in enumerate(inputs, 1):
             if show_progress:
@@ -36,7 +38,10 @@ class Command(BaseCommand):
             result = ingest_path(path, source=Intake.Channel.CLI)
             for outcome in result.outcomes:
                 totals[outcome.status] += 1
-                if outcome.status == "stored":
+                if outcome.status == "stored" and outcome.kind == "tlsrpt":
+                    tls_reports += 1
+                    sessions += outcome.sessions
+                elif outcome.status == "stored":
                     records += outcome.records
                     messages += outcome.messages
             if as_json:
@@ -46,7 +51,8 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         refused = totals["refused"] + totals["failed"]
         summary = (
-            f"{len(inputs)} inputs: {totals['stored']} reports stored ({records} records, {messages} messages), "
+            f"{len(inputs)} inputs: {totals['stored']} reports stored ({records} records, {messages} messages; "
+            f"{tls_reports} TLS reports, {sessions} sessions), "
             f"{totals['duplicate']} duplicates, {totals['kept']} other reports kept, {refused} refused, "
             f"in {elapsed:.1f}s"
         )
@@ -65,6 +71,11 @@ class Command(BaseCommand):
             where = str(path) if outcome.name == path.name else f"{path} [{outcome.name}]"
             if outcome.status in ("refused", "failed", "kept"):
                 self.stdout.write(f"{outcome.status}: {where}: {outcome.reason}")
+            elif outcome.kind == "tlsrpt":
+                self.stdout.write(
+                    f"{outcome.status}: {where}: TLS report for {outcome.domain} from {outcome.org_name}, "
+                    f"report {outcome.report_id}, {outcome.sessions} sessions, {outcome.failed_sessions} failed"
+                )
             else:
                 self.stdout.write(
                     f"{outcome.status}: {where}: {outcome.domain} from {outcome.org_name or '(no org_name)'}, "
