@@ -227,3 +227,83 @@ def selector_pass_rates(dates: list, series: dict[tuple[str, str], dict]) -> dic
         xaxis={"type": "date"},
     )
     return _figure(data, layout)
+
+
+TLS_SUMMED = ("successful", "failed", "sessions")
+
+
+def _tls_bucketed(rows: list[dict]) -> tuple[list[dict], str]:
+    """TLS session rows (``date``, ``successful``, ``failed``) per day, or per week (as ``by_week``
+    draws messages) when the period is long; today's marked ``partial``."""
+    rows = _mark_today(rows)
+    if len(rows) <= WEEKLY_AFTER:
+        return rows, "day"
+    weeks: dict = {}
+    for row in rows:
+        start = row["date"] - datetime.timedelta(days=row["date"].weekday())
+        week = weeks.setdefault(start, {"date": max(start, rows[0]["date"]), "partial": False})
+        for name in TLS_SUMMED:
+            week[name] = week.get(name, 0) + (row.get(name) or 0)
+        week["partial"] = week["partial"] or row["partial"]
+    return list(weeks.values()), "week"
+
+
+def tls_sessions_per_day(rows: list[dict]) -> dict:
+    """TLS sessions per UTC day (or week), stacked: succeeded, failed."""
+    rows, unit = _tls_bucketed(rows)
+    days = [row["date"].isoformat() for row in rows]
+    opacity = [0.35 if row["partial"] else 1.0 for row in rows]
+    data = [
+        go.Bar(
+            x=days,
+            y=[row.get(key) or 0 for row in rows],
+            name=label,
+            marker={"color": colour, "opacity": opacity},
+            hovertemplate=f"%{{y:,}} sessions {verb}",
+        )
+        for key, label, colour, verb in (
+            ("successful", "Succeeded", PASSING, "succeeded"),
+            ("failed", "Failed", FAIL, "failed"),
+        )
+    ]
+    annotations = [
+        {"x": row["date"].isoformat(), "y": (row.get("successful") or 0) + (row.get("failed") or 0), "text": "so far",
+         "showarrow": False, "yshift": 10, "font": {"size": 10, "color": "#59626f"}}
+        for row in rows if row["partial"] and ((row.get("successful") or 0) + (row.get("failed") or 0))
+    ]  # fmt: skip
+    layout = _layout(
+        f"TLS sessions per UTC {unit}",
+        barmode="stack",
+        yaxis={"title": {"text": "sessions"}, "rangemode": "tozero", "tickformat": ",d"},
+        xaxis={"type": "date"},
+        annotations=annotations,
+    )
+    return _figure(data, layout)
+
+
+def tls_result_types(rows: list[dict]) -> dict:
+    """Horizontal bars of failed TLS sessions by result type (rows as dashboard/tls.py's
+    ``result_types`` gives them, most first)."""
+    full = [row["result_type"] or "(not given)" for row in rows][::-1]
+    names = short_labels(full)
+    data = [
+        go.Bar(
+            y=names,
+            x=[row.get("failed_sessions") or 0 for row in rows][::-1],
+            name="Failed sessions",
+            orientation="h",
+            marker_color=FAIL,
+            customdata=full,
+            hovertemplate="%{customdata}: %{x:,} sessions failed<extra></extra>",
+        )
+    ]
+    layout = _layout(
+        "Failed TLS sessions by result type",
+        hovermode="y unified",
+        showlegend=False,
+        height=max(320, 80 + 28 * len(rows)),  # as tall as the sessions chart beside it, at least
+        margin={"l": 190, "r": 20, "t": 50, "b": 40},
+        xaxis={"tickformat": ",d", "rangemode": "tozero"},
+        yaxis={"type": "category", "automargin": True},
+    )
+    return _figure(data, layout)

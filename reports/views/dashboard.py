@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path
 from django.utils.http import urlencode
 
-from reports.dashboard import charts, stats
+from reports.dashboard import charts, stats, tls
 from reports.dashboard.stats import Filters, Period, PeriodError
 from reports.enrichment import inventory, ip_lookup, verdicts
 from reports.enrichment.inventory import Inventory, network_of
@@ -85,8 +85,14 @@ def home(request):
     organization = current_organization(request)
     domains = list(Domain.objects.for_user(request.user).filter(organization=organization).order_by("name"))
     period = Period.last(stats.DEFAULT_DAYS)
+    rows = stats.domain_rows(domains, period)
+    # TLS sessions beside the DMARC figures, for the domains that have TLS reports.
+    tls_rows = tls.domain_totals(domains, period)
+    for row in rows:
+        row["tls"] = tls_rows.get(row["domain"].pk)
     context = {
-        "rows": stats.domain_rows(domains, period),
+        "rows": rows,
+        "tls_shown": bool(tls_rows),
         "period": period,
         "organization": organization,
         "may_create": organizations.may_create(request.user),
