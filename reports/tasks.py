@@ -13,7 +13,7 @@ from reports.enrichment import ip_lookup
 from reports.intake import imap, mailboxes, monitoring, retention
 from reports.intake.signals import reports_stored
 from reports.models import Mailbox
-from reports.rollout import dnscheck, readiness
+from reports.rollout import dnscheck, readiness, stscheck
 
 
 # While the database is away a poll can record nothing: it is retried with backoff (for a few minutes
@@ -71,9 +71,10 @@ def send_alert_emails() -> int:
 
 @shared_task(ignore_result=True, soft_time_limit=600)
 def check_dmarc_records() -> int:
-    """Look up the DMARC record of the domains not checked for a while; changes become alerts,
-    sent by the next send_alert_emails."""
-    return dnscheck.check_records_due()
+    """Look up the DMARC record of the domains not checked for a while, and check the MTA-STS
+    publication of those rolling it out; changes and breakage become alerts, sent by the next
+    send_alert_emails."""
+    return dnscheck.check_records_due() + stscheck.check_due()
 
 
 @shared_task(ignore_result=True)

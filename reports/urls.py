@@ -10,12 +10,15 @@ from reports.views import (
     intake,
     inventory,
     members,
+    mtasts,
     ops,
     organizations,
     orgsettings,
     reports,
     rollout,
     security,
+    tls,
+    tlsrpt,
 )
 
 urlpatterns = [
@@ -34,4 +37,7 @@ urlpatterns = [
     *domains.urlpatterns,
     *orgsettings.urlpatterns,
     *security.urlpatterns,
+    *tls.urlpatterns,
+    *mtasts.urlpatterns,
+    *tlsrpt.urlpatterns,
 ]

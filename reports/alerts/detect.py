@@ -24,6 +24,8 @@ from reports.models import (
     Mailbox,
     Record,
     Report,
+    TlsFailure,
+    TlsReport,
     failing_messages,
     passing_messages,
 )
@@ -278,3 +280,55 @@ def raised_elsewhere(now: datetime.datetime) -> list[AlertEvent]:
         .exclude(kind=AlertEvent.Kind.NEW_FAILING_SOURCE)
         .select_related("domain", "organization")
     )
+
+
+def tls_events(now: datetime.datetime) -> list[AlertEvent]:
+    """The TLS report events of every domain with TLS reports this week."""
+    created = []
+    for domain in Domain.objects.filter(tls_reports__created_at__gte=now - LOOKBACK).distinct():
+        created += tls_mx_failing(domain, now)
+    return created
+
+
+def tls_mx_failing(domain: Domain, now: datetime.datetime | None = None) -> list[AlertEvent]:
+    """MX hosts that TLS reports show failing this week but that had no TLS failure in the month before:
+    one event per MX host and week it starts failing. The first TLS reports of a domain set the baseline."""
+    now = now or timezone.now()
+    start = now - LOOKBACK
+    recent = (
+        TlsFailure.objects.filter(report__domain=domain, report__begin__gte=start)
+        .exclude(receiving_mx_hostname="")
+        .values("receiving_mx_hostname")
+        .annotate(sessions=Sum("failed_sessions"), first=Min("report__begin"))
+    )
+    if not recent:
+        return []
+    before = TlsReport.objects.filter(domain=domain, begin__lt=start, begin__gte=start - datetime.timedelta(days=30))
+    if not before.exists():
+        return []  # no history to compare with: what fails now is not news
+    failed_before = set(
+        TlsFailure.objects.filter(report__in=before).values_list("receiving_mx_hostname", flat=True).distinct()
+    )
+    created = []
+    for row in recent:
+        host = row["receiving_mx_hostname"]
+        if host in failed_before:
+            continue
+        kinds = (
+            TlsFailure.objects.filter(report__domain=domain, report__begin__gte=start, receiving_mx_hostname=host)
+            .values("result_type")
+            .annotate(n=Sum("failed_sessions"))
+            .order_by("-n")
+        )
+        detail = ", ".join(f"{kind['result_type']} ({kind['n']} sessions)" for kind in kinds[:5])
+        event, new = AlertEvent.raise_once(
+            domain,
+            AlertEvent.Kind.TLS_MX_FAILING,
+            f"mx:{host[:150]}:{row['first']:%G-W%V}",
+            f"TLS failures at {host[:100]} for {domain.name}",
+            f"Senders reported {row['sessions']} failed TLS sessions to {host} since {row['first']:%Y-%m-%d}, "
+            f"after none in the month before: {detail}. Check its certificate and STARTTLS.",
+        )
+        if new:
+            created.append(event)
+    return created

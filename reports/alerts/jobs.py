@@ -10,11 +10,12 @@ from reports.models import Domain
 
 
 def watch(now: datetime.datetime | None = None) -> int:
-    """The every-minute job: events that need no new reports (a mailbox failing, reports that
-    stopped, events other modules raised), queued, then every due email sent."""
+    """The every-minute job: events that need no new DMARC reports (a mailbox failing, reports that
+    stopped, an MX host TLS reports show failing, events other modules raised), queued, then every due email sent."""
     now = now or timezone.now()
     detect.mailbox_failing(now)
     detect.reports_stopped(now)
+    detect.tls_events(now)
     deliver.queue(detect.raised_elsewhere(now), now)
     return deliver.send_due(now)
 
@@ -32,6 +33,7 @@ def run(domains=None) -> int:
         events += detect.authorised_failing(domain, Inventory(domain), now)
     detect.reports_stopped(now)
     detect.mailbox_failing(now)
+    detect.tls_events(now)
     unique = {event.pk: event for event in events + detect.raised_elsewhere(now)}
     deliver.queue(list(unique.values()))
     return deliver.send_due()

@@ -17,7 +17,7 @@ from reports.enrichment import inventory
 from reports.lib import stages
 from reports.lib.dnsrecords import dmarc
 from reports.models import PolicyEvent, PolicyPlan
-from reports.rollout import dnscheck, plans, readiness
+from reports.rollout import dnscheck, plans, readiness, stscheck
 from reports.views.dashboard import visible_domain
 
 PERCENT, DAYS, MESSAGES = "%", "days", "messages"
@@ -192,10 +192,12 @@ def recompute(request, name: str):
 @login_required
 @require_POST
 def check_health(request, name: str):
-    """Check the domain's DMARC, SPF, DKIM keys, MX and own servers' reverse DNS now."""
+    """Check the domain's DMARC, SPF, DKIM keys, MX, own servers' reverse DNS, and its MTA-STS and
+    TLS-RPT publication now."""
     domain, _ = _managed(request, name)
     plan = dnscheck.refresh(domain)
-    count = len(plan.health["problems"])
+    sts = stscheck.refresh(domain, request)
+    count = len(plan.health["problems"]) + len(sts.findings.get("problems", []))
     messages.info(request, f"Health checked: {count} problem{'s' if count != 1 else ''} found.")
     return redirect("policy", name=domain.name)
 

@@ -10,7 +10,7 @@ from reports.dashboard import windows
 from reports.enrichment import ip_lookup
 from reports.intake import imap, mailboxes, retention
 from reports.models import Mailbox, SourceIP
-from reports.rollout import dnscheck, readiness
+from reports.rollout import dnscheck, readiness, stscheck
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class Command(BaseCommand):
         if time.gmtime().tm_wday == 0:  # Mondays: this week's digests (queued once a week)
             deliver.queue_digests()
         dnscheck.check_records_due()
+        stscheck.check_due()
         jobs.run() if refreshed else jobs.watch()
         today = time.gmtime()[:3]
         if retained_on != today:  # once a day (and at start): each organization's retention
