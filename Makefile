@@ -70,6 +70,7 @@ bench: $(VENV)/.test-deps services
 	$(BIN)/python bench/mailbox.py
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/asn.py
+	$(BIN)/python bench/tls.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -64,8 +64,11 @@ NOT_PAGES = {
     "export-sources": "a CSV download",
     "export-report-records": "a CSV download",
     "report-raw": "an XML download",
+    "export-tls": "a CSV download",
+    "tlsrpt-receive": "where reporters POST TLS reports",
 }
 NOT_PAGES |= {f"policy-{action}": "a POST" for action in ("adopt", "check", "health", "move", "recompute", "settings")}
+NOT_PAGES |= {f"mta-sts-{action}": "a POST" for action in ("adopt", "check", "move", "settings")}
 
 
 def page_routes() -> set[str]:
@@ -148,6 +151,9 @@ def test_the_demo_loads_completely_while_make_run_polls_beside_it(demo_app, caps
     reports, stored, duplicates, refused = map(int, counts.groups())
     assert (stored, duplicates, refused) == (reports, 0, 0)
     assert app.query("SELECT count(*) FROM reports_report")[0][0] == reports
+    tls = re.search(r"(\d+) SMTP TLS reports for \S+ \(30 days\): (\d+) stored, 0 duplicates, 0 refused", demo.stdout)
+    assert tls and tls.group(1) == tls.group(2), demo.stdout
+    assert app.query("SELECT count(*) FROM reports_tlsreport")[0][0] == int(tls.group(1))
     assert not app.query("SELECT id, error FROM reports_intake WHERE status = 'failed'")
     assert f"Next: open {app.url}/ and log in as admin" in demo.stdout
     assert app.process.poll() is None  # make run (its loop and server) still running
@@ -195,6 +201,8 @@ def visit_every_page(sweep: Sweep, app: App, smtp: SmtpServer, page: Page, outsi
         ("domain-reporters", "reporters/"),
         ("domain-dkim", "dkim/"),
         ("policy", "policy/"),
+        ("domain-tls", "tls/"),
+        ("mta-sts", "mta-sts/"),
         ("domain-setup", "setup/"),
     ):
         page.goto(f"{app.url}/domains/{DOMAIN}/{path}")
@@ -205,6 +213,9 @@ def visit_every_page(sweep: Sweep, app: App, smtp: SmtpServer, page: Page, outsi
     page.goto(f"{app.url}/domains/{DOMAIN}/senders/")
     page.locator(f"main table a[href^='/domains/{DOMAIN}/senders/']").first.click()
     sweep.look(page, "sender")
+    page.goto(f"{app.url}/domains/{DOMAIN}/tls/")
+    page.locator(f"main table a[href^='/domains/{DOMAIN}/tls-reports/']").first.click()
+    sweep.look(page, "tls-report")
     page.goto(f"{app.url}/reports/")
     sweep.look(page, "report-list")
     page.locator("main table a[href^='/reports/']").first.click()

@@ -1,13 +1,14 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.management import demo
+from reports.management import demo, demotls
 
 
 class Command(BaseCommand):
     help = (
-        "Load 90 days of realistic DMARC reports for two demo domains (demo-shop.example, demo-news.example) "
-        "in an organization named Demo, through the real ingest and enrichment; safe to run again."
+        "Load 90 days of realistic DMARC reports for two demo domains (demo-shop.example, demo-news.example), "
+        "and 30 days of SMTP TLS reports for demo-shop.example, in an organization named Demo, through the real "
+        "ingest and enrichment; safe to run again."
     )
 
     def add_arguments(self, parser):
@@ -21,6 +22,7 @@ class Command(BaseCommand):
             owner = demo.pick_owner(user)
             self.stdout.write(f"Loading {demo.DAYS} days of demo reports; this takes 10 to 30 seconds...")
             summary = demo.load_demo(owner=owner)
+            tls_stored, tls_duplicates, tls_refusals = demotls.load_tls(summary.organization, demo.utc_today())
         except demo.DemoError as exc:
             raise CommandError(str(exc)) from exc
         s = summary
@@ -35,6 +37,12 @@ class Command(BaseCommand):
         for refusal in s.refusals[:5]:
             self.stdout.write(f"  refused: {refusal}")
         self.stdout.write(
+            f"{tls_stored + tls_duplicates + len(tls_refusals)} SMTP TLS reports for {demo.SHOP} "
+            f"({demotls.DAYS} days): {tls_stored} stored, {tls_duplicates} duplicates, {len(tls_refusals)} refused."
+        )
+        for refusal in tls_refusals[:5]:
+            self.stdout.write(f"  refused: {refusal}")
+        self.stdout.write(
             f"{s.source_ips} source IPs looked up (demo DNS), {s.named_ips} named: {', '.join(s.senders)}."
         )
         if s.owner:
@@ -45,5 +53,5 @@ class Command(BaseCommand):
                 "run again with --user USERNAME to add one."
             )
         self.stdout.write(f"Done in {s.seconds:.1f}s. Next: open {url} and log in as {s.owner or 'a superuser'}.")
-        if s.refused:
-            raise CommandError(f"{s.refused} demo reports were refused")
+        if s.refused or tls_refusals:
+            raise CommandError(f"{s.refused + len(tls_refusals)} demo reports were refused")
