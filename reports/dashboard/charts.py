@@ -80,6 +80,12 @@ def _bucketed(rows: list[dict]) -> tuple[list[dict], str]:
 
 def messages_per_day(rows: list[dict]) -> dict:
     rows, unit = _bucketed(rows)
+    series = [(key, label, colour, "%{y:,} messages") for key, label, colour in RESULTS]
+    return _stacked_per_day(rows, series, f"Messages per UTC {unit} by DMARC result", "messages")
+
+
+def _stacked_per_day(rows: list[dict], series: list[tuple], title: str, unit: str) -> dict:
+    """Stacked bars per day (or week) of ``series`` (key, label, colour, hover template)."""
     days = [row["date"].isoformat() for row in rows]
     # The day (or week) still being reported is drawn pale, so a short bar reads as "so far".
     opacity = [0.35 if row["partial"] else 1.0 for row in rows]
@@ -89,19 +95,20 @@ def messages_per_day(rows: list[dict]) -> dict:
             y=[row.get(key) or 0 for row in rows],
             name=label,
             marker={"color": colour, "opacity": opacity},
-            hovertemplate="%{y:,} messages",
+            hovertemplate=hover,
         )
-        for key, label, colour in RESULTS
+        for key, label, colour, hover in series
     ]
+    totals = [sum(row.get(key) or 0 for key, *_ in series) for row in rows]
     annotations = [
-        {"x": row["date"].isoformat(), "y": row.get("messages") or 0, "text": "so far", "showarrow": False,
+        {"x": row["date"].isoformat(), "y": total, "text": "so far", "showarrow": False,
          "yshift": 10, "font": {"size": 10, "color": "#59626f"}}
-        for row in rows if row["partial"] and row.get("messages")
+        for row, total in zip(rows, totals, strict=True) if row["partial"] and total
     ]  # fmt: skip
     layout = _layout(
-        f"Messages per UTC {unit} by DMARC result",
+        title,
         barmode="stack",
-        yaxis={"title": {"text": "messages"}, "rangemode": "tozero", "tickformat": ",d"},
+        yaxis={"title": {"text": unit}, "rangemode": "tozero", "tickformat": ",d"},
         xaxis={"type": "date"},
         annotations=annotations,
     )
@@ -251,34 +258,11 @@ def _tls_bucketed(rows: list[dict]) -> tuple[list[dict], str]:
 def tls_sessions_per_day(rows: list[dict]) -> dict:
     """TLS sessions per UTC day (or week), stacked: succeeded, failed."""
     rows, unit = _tls_bucketed(rows)
-    days = [row["date"].isoformat() for row in rows]
-    opacity = [0.35 if row["partial"] else 1.0 for row in rows]
-    data = [
-        go.Bar(
-            x=days,
-            y=[row.get(key) or 0 for row in rows],
-            name=label,
-            marker={"color": colour, "opacity": opacity},
-            hovertemplate=f"%{{y:,}} sessions {verb}",
-        )
-        for key, label, colour, verb in (
-            ("successful", "Succeeded", PASSING, "succeeded"),
-            ("failed", "Failed", FAIL, "failed"),
-        )
+    series = [
+        ("successful", "Succeeded", PASSING, "%{y:,} sessions succeeded"),
+        ("failed", "Failed", FAIL, "%{y:,} sessions failed"),
     ]
-    annotations = [
-        {"x": row["date"].isoformat(), "y": (row.get("successful") or 0) + (row.get("failed") or 0), "text": "so far",
-         "showarrow": False, "yshift": 10, "font": {"size": 10, "color": "#59626f"}}
-        for row in rows if row["partial"] and ((row.get("successful") or 0) + (row.get("failed") or 0))
-    ]  # fmt: skip
-    layout = _layout(
-        f"TLS sessions per UTC {unit}",
-        barmode="stack",
-        yaxis={"title": {"text": "sessions"}, "rangemode": "tozero", "tickformat": ",d"},
-        xaxis={"type": "date"},
-        annotations=annotations,
-    )
-    return _figure(data, layout)
+    return _stacked_per_day(rows, series, f"TLS sessions per UTC {unit}", "sessions")
 
 
 def tls_result_types(rows: list[dict]) -> dict:

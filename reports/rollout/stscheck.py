@@ -54,22 +54,28 @@ def mx_hosts(name: str, resolver, problems: list[str]) -> list[str]:
         return []
 
 
+def one_record(host: str, version: str, resolver) -> tuple[str, str]:
+    """The one TXT record at ``host`` starting ``v=<version>``, or "" and why there is none: senders
+    ignore a name with several (RFC 8461 section 3.1, RFC 8460 section 3)."""
+    try:
+        texts = [t for t in lookups.txt(host, resolver) if t.lower().startswith(f"v={version.lower()}")]
+    except lookups.DnsError as exc:
+        return "", "no record" if exc.missing else f"lookup failed: {exc.reason}"
+    if len(texts) != 1:
+        return "", f"no v={version} record" if not texts else f"{len(texts)} v={version} records (senders ignore all)"
+    return texts[0], ""
+
+
 def check_sts_record(name: str, resolver, problems: list[str]) -> dict:
     host = records.sts_record_name(name)
-    part = {"sts_record": False, "sts_text": "", "sts_id": "", "sts_error": ""}
-    try:
-        texts = [t for t in lookups.txt(host, resolver) if t.lower().startswith("v=stsv1")]
-    except lookups.DnsError as exc:
-        part["sts_error"] = "no record" if exc.missing else f"lookup failed: {exc.reason}"
+    text, error = one_record(host, records.STS_VERSION, resolver)
+    part = {"sts_record": False, "sts_text": text[:500], "sts_id": "", "sts_error": error}
+    if not text:
+        if "records" in error:
+            problems.append(f"{host}: {error}")
         return part
-    if len(texts) != 1:
-        part["sts_error"] = "no v=STSv1 record" if not texts else f"{len(texts)} v=STSv1 records (senders ignore all)"
-        if texts:
-            problems.append(f"{host}: {part['sts_error']}")
-        return part
-    part["sts_text"] = texts[0][:500]
     try:
-        parsed = records.parse_sts_record(texts[0])
+        parsed = records.parse_sts_record(text)
     except ValueError as exc:
         part["sts_error"] = str(exc)
         problems.append(f"{host}: {exc}")
@@ -126,18 +132,12 @@ def addresses(host: str, resolver) -> list[str]:
 
 def check_tlsrpt_record(name: str, resolver, problems: list[str]) -> dict:
     host = records.tlsrpt_record_name(name)
-    part = {"tlsrpt_record": False, "tlsrpt_text": "", "tlsrpt_rua": [], "tlsrpt_error": ""}
-    try:
-        texts = [t for t in lookups.txt(host, resolver) if t.lower().startswith("v=tlsrptv1")]
-    except lookups.DnsError as exc:
-        part["tlsrpt_error"] = "no record" if exc.missing else f"lookup failed: {exc.reason}"
+    text, error = one_record(host, records.TLSRPT_VERSION, resolver)
+    part = {"tlsrpt_record": False, "tlsrpt_text": text[:500], "tlsrpt_rua": [], "tlsrpt_error": error}
+    if not text:
         return part
-    if len(texts) != 1:
-        part["tlsrpt_error"] = "no v=TLSRPTv1 record" if not texts else f"{len(texts)} v=TLSRPTv1 records"
-        return part
-    part["tlsrpt_text"] = texts[0][:500]
     try:
-        parsed = records.parse_tlsrpt_record(texts[0])
+        parsed = records.parse_tlsrpt_record(text)
     except ValueError as exc:
         part["tlsrpt_error"] = str(exc)
         problems.append(f"{host}: {exc}")

@@ -89,8 +89,22 @@ def test_it_stores_one_report_per_reporter_domain_and_day_for_90_days(loaded):
     assert set(Report.objects.values_list("org_name", flat=True)) == {"google.com", "Outlook.com", "Yahoo", "Mail.Ru"}
     formats = dict(Report.objects.values_list("format").annotate(n=Count("id")))
     assert formats["legacy"] > 5 * formats["rfc9990"] > 0
-    assert {name.rpartition(".")[2] for name in Intake.objects.values_list("name", flat=True)} == {"zip", "gz", "xml"}
+    aggregate = Intake.objects.filter(kind=Intake.Kind.AGGREGATE)
+    assert {name.rpartition(".")[2] for name in aggregate.values_list("name", flat=True)} == {"zip", "gz", "xml"}
     assert not Report.objects.exclude(repairs={}).exists()  # clean reports: nothing for the parser to repair
+
+
+def test_it_stores_a_month_of_tls_reports_for_the_shop_with_an_expired_certificate_in_it(loaded):
+    from reports.models import TlsFailure, TlsReport
+
+    reports = TlsReport.objects.filter(domain__name="demo-shop.example")
+    assert reports.count() == 60 and not TlsReport.objects.exclude(domain__name="demo-shop.example").exists()
+    assert set(reports.values_list("organization", flat=True)) == {"Google Inc.", "Microsoft Corporation"}
+    assert set(reports.exclude(submitter="").values_list("submitter", flat=True)) == {"microsoft.com"}  # by email
+    expired = TlsFailure.objects.filter(result_type="certificate-expired")
+    assert set(expired.values_list("receiving_mx_hostname", flat=True)) == {"mx2.demo-shop.example"}
+    assert len({failure.report.begin for failure in expired}) == 5
+    assert "60 SMTP TLS reports for demo-shop.example (30 days): 60 stored, 0 duplicates, 0 refused." in loaded
 
 
 def test_it_prints_what_it_did_and_where_to_look(loaded):
