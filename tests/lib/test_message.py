@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from reports.lib.parsing import Limits, NotAggregateReport, Refusal, ReportError, find_documents
+from reports.lib.parsing import Limits, Refusal, ReportError, find_documents
 from tests.support.builders import gzipped, report_email, report_xml, zipped
 from tests.support.parsing import parse_all
 
@@ -58,14 +58,16 @@ def test_it_refuses_a_message_without_a_report_naming_its_subject():
         parse_all(data)
 
 
-def test_it_recognises_a_failure_report():
+def test_it_hands_a_failure_report_on_whole_as_one_document():
     message = EmailMessage()
     message["Subject"] = "DMARC failure report"
     message.set_content("failure")
     message.add_attachment(b"Feedback-Type: auth-failure\r\n", maintype="message", subtype="feedback-report")
     message.replace_header("Content-Type", 'multipart/report; report-type="feedback-report"; boundary="b"')
-    with pytest.raises(NotAggregateReport, match="DMARC failure report \\(RFC 9991\\)"):
-        parse_all(message.as_bytes())
+    data = message.as_bytes()
+    (document,) = find_documents(io.BytesIO(data), "m.eml", Limits())
+    assert (document.kind, document.name) == ("failure", "m.eml")
+    assert document.open().read() == data
 
 
 def test_it_finds_the_json_report_of_an_smtp_tls_report_email():

@@ -66,7 +66,8 @@ def looks_like_email(head: bytes) -> bool:
 class Document:
     """One report document found inside an input (a plain file, an archive member, an attachment).
 
-    ``kind`` is "aggregate" (DMARC XML) or "tlsrpt" (SMTP TLS JSON); ``hints`` carries what
+    ``kind`` is "aggregate" (DMARC XML), "tlsrpt" (SMTP TLS JSON) or "failure" (a DMARC
+    failure report email, whole, for parse_failure); ``hints`` carries what
     the container said about it (a TLS report email's TLS-Report-Domain and -Submitter).
     """
 

@@ -24,7 +24,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from reports.lib.parsing.archive import Document, Refusal, payload_documents, sniff
-from reports.lib.parsing.errors import NotAggregateReport, ReportError
+from reports.lib.parsing.errors import ReportError
 from reports.lib.parsing.limits import Limits, human_bytes
 
 TLSRPT_TYPES = ("application/tlsrpt+gzip", "application/tlsrpt+json")
@@ -37,6 +37,15 @@ SUBJECT_SOURCE = 4096
 # so that a million of them keep no backtracking state.
 HEADER_LINES = re.compile(rb"(?:(?:From |[\x21-\x39\x3b-\x7e]*:|[\t ])[^\n]*(?:\n|\Z))*+")
 BLANK_LINE = re.compile(rb"\r?\n")
+# Failure reports are encrypted before they are stored, so they must be recognised from the raw
+# bytes: ARF by its feedback-report content type or report-type, and the plain-text reports
+# (Exim and similar) by their labelled lines.
+FAILURE_SCAN = 1024 * 1024
+FEEDBACK_MARK = re.compile(rb"feedback-report", re.IGNORECASE)
+TEXT_REPORT_LABELS = re.compile(
+    rb"^[ \t]*(sender domain|sender ip address|received date|spf alignment|dkim alignment|dmarc results)[ \t]*:",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 class Part(Message):
@@ -77,6 +86,9 @@ class _Splitter:
                 return part
         elif maintype == "message" and part.get_content_subtype() != "delivery-status":
             part.set_payload([self.split(body, end, depth + 1)])
+            # Kept as well: reporters base64-encode message/feedback-report and message/rfc822
+            # parts, which only the raw body, decoded, can read.
+            part.body = self.view[body:end]
             return part
         part.body = self.view[body:end]
         return part
@@ -172,13 +184,35 @@ def message_kind(message: Message) -> str:
     return "aggregate"
 
 
+def has_feedback_mark(data: bytes) -> bool:
+    """Whether an ARF content type or report-type (feedback-report) is in the first 1 MiB."""
+    return FEEDBACK_MARK.search(data, 0, FAILURE_SCAN) is not None
+
+
+def has_text_report_marks(data: bytes) -> bool:
+    """Whether the first 1 MiB reads like a plain-text DMARC failure report: DMARC named, and two
+    of its labelled lines ("Sender Domain:", "DMARC Results:", ...)."""
+    head = data[:FAILURE_SCAN]
+    if re.search(rb"dmarc", head, re.IGNORECASE) is None:
+        return False
+    labels = {match.group(1).lower() for match in TEXT_REPORT_LABELS.finditer(head)}
+    return len(labels) >= 2
+
+
 def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Document | Refusal]:
     """Yield every report document in an email, refusing the message when it holds none."""
     message = parse_message(data, limits)
     kind = message_kind(message)
     title = subject(message)
     if kind == "failure":
-        raise NotAggregateReport(f"message is a DMARC failure report (RFC 9991): {title!r}", kind)
+        if not has_feedback_mark(data):
+            # What is stored unencrypted is decided on these bytes; see has_feedback_mark.
+            raise ReportError(
+                f"message is a DMARC failure report (RFC 9991) with no feedback-report mark in its first 1 MiB "
+                f"(subject {title!r})"
+            )
+        yield failure_document(data, name)
+        return
     if kind == "tlsrpt":
         yield from tlsrpt_documents(message, name, limits, title)
         return
@@ -203,7 +237,15 @@ def message_documents(data: bytes, name: str, limits: Limits) -> Iterator[Docume
         except ReportError as exc:
             yield Refusal(part_name, exc.reason)
     if not found:
+        if has_text_report_marks(data):
+            yield failure_document(data, name)
+            return
         raise ReportError(f"message has no report attachment (subject {title!r})")
+
+
+def failure_document(data: bytes, name: str) -> Document:
+    """A failure report is the whole email: parse_failure reads its parts."""
+    return Document(name=name, open=lambda: io.BytesIO(data), kind="failure")
 
 
 def tlsrpt_documents(message: Part, name: str, limits: Limits, title: str) -> Iterator[Document | Refusal]:

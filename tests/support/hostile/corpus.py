@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.builders import gzipped, record_xml, report_email, report_xml, zipped
+from tests.support.failures import arf_email, original_message
 from tests.support.hostile.bombs import (
     PADDING,
     GiB,
@@ -693,7 +694,11 @@ def html_newsletter() -> bytes:
     )
 
 
-@case("failure-report.eml", "kept", "DMARC failure report")
+# Failure reports are stored only for domains an organization has added; the corpus runs with none.
+UNKNOWN_DOMAIN = "which no organization has added"
+
+
+@case("failure-report.eml", "refused", UNKNOWN_DOMAIN)
 def failure_report() -> bytes:
     body = (
         b"--b\nContent-Type: text/plain\n\nA message failed DMARC\n"
@@ -701,6 +706,36 @@ def failure_report() -> bytes:
         b"--b\nContent-Type: text/rfc822-headers\n\nFrom: ceo@example.com\n--b--\n"
     )
     return email(body, content_type='multipart/report; report-type=feedback-report; boundary="b"')
+
+
+@case("failure-100k-auth-failure-lines.eml", "refused", "message headers are larger than the 1 MiB cap")
+def failure_100k_auth_failure_lines() -> bytes:
+    # A message/feedback-report part is split as a message of its own: its fields are headers.
+    return arf_email(auth_failures=("dkim",) * 100_000)
+
+
+@case("failure-100k-auth-failure-lines-base64.eml", "refused", "more than the 64 KiB cap")
+def failure_100k_auth_failure_lines_base64() -> bytes:
+    return arf_email(auth_failures=("dkim",) * 100_000, feedback_encoding="base64")
+
+
+@case("failure-garbage-feedback-part.eml", "refused", "failure report has no feedback fields and no returned message")
+def failure_garbage_feedback_part() -> bytes:
+    body = (
+        b"--b\nContent-Type: text/plain\n\nA message failed DMARC\n"
+        b"--b\nContent-Type: message/feedback-report\nContent-Transfer-Encoding: base64\n\n"
+        + base64.encodebytes(bytes(range(256)) * 64)
+        + b"--b--\n"
+    )
+    return email(body, content_type='multipart/report; report-type=feedback-report; boundary="b"')
+
+
+@case("failure-60mb-returned-body.eml", "refused", UNKNOWN_DOMAIN)
+def failure_60mb_returned_body(path: Path) -> None:
+    """A valid report whose returned message has a 60 MB body: read with the body dropped (and,
+    as no organization has added example.com, not stored)."""
+    head, tail = split(arf_email(original=original_message(body="HOLE")))
+    stream_into(path, head, b"a" * 1023 + b"\r\n", 60 * 1000, tail)
 
 
 # SMTP TLS reports (RFC 8460 JSON) ---------------------------------------------------------
