@@ -210,6 +210,11 @@ FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 # Raw inputs are kept for replay in a content-addressed store (see reports.intake.rawstore).
 RAW_STORE_DIR = Path(envstr("DMARCDASH_RAW_DIR", str(DATA_DIR / "raw"))).resolve()
 
+# Failure reports carry the message that failed: their raw bytes are encrypted at rest with the first
+# of these keys (urlsafe base64, 32 bytes each; the others still decrypt, for rotation). Unset: one
+# key derived from SECRET_KEY. `manage.py rotate_raw_keys --new-key` prints a key to put first.
+RAW_ENCRYPTION_KEYS = envlist("DMARCDASH_RAW_KEYS", "")
+
 # Caps on hostile input. Real reports stay far below them (the largest
 # receivers send tens of thousands of records, some tens of MiB of XML).
 DMARC_LIMITS = {

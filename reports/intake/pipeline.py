@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dmarcdash.logs import input_context
-from reports.intake import rawstore, rollups, signals, tlsstore
+from reports.intake import failurestore, rawstore, rollups, signals, tlsstore
 from reports.intake.outcomes import IngestResult, Outcome
 from reports.intake.store import write_records
 from reports.lib.authenticity import Authenticity, check_report_authenticity
@@ -202,6 +202,8 @@ def _process_intake(intake: Intake, caps: Limits | None) -> IngestResult:
             for found in find_documents(raw, label, caps):
                 if isinstance(found, Document) and found.kind == "tlsrpt":
                     outcomes.extend(tlsstore.store(found, intake, caps))
+                elif isinstance(found, Document) and found.kind == "failure":
+                    outcomes.extend(failurestore.store(found, intake, caps))
                 else:
                     outcomes.append(store_document(found, intake, caps, authenticate))
     except NotAggregateReport as exc:
@@ -229,6 +231,8 @@ def finish_intake(intake: Intake, outcomes: list[Outcome]) -> None:
     kinds = {o.kind for o in outcomes if o.status != "kept"}
     if kinds == {"tlsrpt"}:
         intake.kind = Intake.Kind.TLSRPT
+    elif kinds == {"failure"}:
+        intake.kind = Intake.Kind.FAILURE
     elif "kept" not in statuses:
         intake.kind = Intake.Kind.AGGREGATE
     intake.reports_stored = statuses.count("stored")

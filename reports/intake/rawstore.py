@@ -1,6 +1,6 @@
 """Content-addressed store for raw inputs, kept so a refused input can be replayed.
 
-Inputs are streamed to ``RAW_STORE_DIR/ab/abcdef...`` under their sha256, so
+Inputs are streamed to ``RAW_STORE_DIR/ab/abcdef...`` under the sha256 of the bytes received, so
 the same bytes received twice are kept once and memory does not grow with
 input size. Files are written to a temporary name and renamed into place, so
 a crash never leaves a half-written blob under a valid name.
@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
+
+from reports.intake import rawcrypt
+from reports.lib.parsing import looks_like_failure
 
 CHUNK = 1024 * 1024
 
@@ -29,17 +32,30 @@ def path_for(sha256: str) -> Path:
 
 
 def save(stream: BinaryIO) -> tuple[str, int]:
-    """Copy ``stream`` into the store; return its sha256 and size."""
+    """Copy ``stream`` into the store; return its sha256 and size (of the bytes as received).
+
+    A failure report (recognised from its first MiB, before anything is written) is written
+    encrypted (reports/intake/rawcrypt.py): it holds the message that failed."""
     digest = hashlib.sha256()
     size = 0
     root().mkdir(parents=True, exist_ok=True)
+    first = stream.read(CHUNK)
+
+    def chunks():
+        nonlocal size
+        chunk = first
+        while chunk:
+            digest.update(chunk)
+            size += len(chunk)
+            yield chunk
+            chunk = stream.read(CHUNK)
+
+    pieces = rawcrypt.encrypt_chunks(chunks()) if looks_like_failure(first) else chunks()
     fd, temp_name = tempfile.mkstemp(dir=root(), prefix=".incoming-")
     try:
         with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
+            for piece in pieces:
+                out.write(piece)
         sha256 = digest.hexdigest()
         target = path_for(sha256)
         target.parent.mkdir(exist_ok=True)
@@ -55,7 +71,19 @@ def save_bytes(data: bytes) -> tuple[str, int]:
 
 
 def open_raw(sha256: str) -> BinaryIO:
-    return open(path_for(sha256), "rb")
+    """The input's bytes as received, decrypted when they were stored encrypted."""
+    stream = open(path_for(sha256), "rb")
+    if not rawcrypt.is_encrypted(stream.read(len(rawcrypt.MAGIC))):
+        stream.seek(0)
+        return stream
+    stream.seek(0)
+    with stream:
+        return io.BytesIO(rawcrypt.decrypt(stream))
+
+
+def encrypted(sha256: str) -> bool:
+    with open(path_for(sha256), "rb") as stream:
+        return rawcrypt.is_encrypted(stream.read(len(rawcrypt.MAGIC)))
 
 
 def delete(sha256: str) -> None:

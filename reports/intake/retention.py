@@ -21,11 +21,11 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from reports.intake import partitions, rawstore
-from reports.models import Intake, Organization, Record, Report
+from reports.models import FailureSample, Intake, Organization, Record, Report
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _cutoff(now: datetime.datetime, days: int) -> datetime.datetime | None:
 def apply(now: datetime.datetime | None = None) -> dict[str, int]:
     """Apply every organization's retention once; return what was removed."""
     now = now or timezone.now()
-    counts = dict.fromkeys(("organizations", "reports", "records", "inputs", "blobs"), 0)
+    counts = dict.fromkeys(("organizations", "reports", "records", "inputs", "blobs", "failures"), 0)
     partitions.maintain(now.astimezone(datetime.UTC).date())
     _, counts["reports"], counts["records"] = partitions.drop_expired(now)
     slack = datetime.timedelta(days=getattr(settings, "RECORD_RETENTION_SLACK_DAYS", 0))
@@ -61,9 +61,14 @@ def apply(now: datetime.datetime | None = None) -> dict[str, int]:
             inputs, blobs = purge_raw(organization, now)
             counts["inputs"] += inputs
             counts["blobs"] += blobs
+    for organization in Organization.objects.filter(failure_retention_days__gt=0).order_by("pk"):
+        failures, inputs, blobs = purge_failures(organization, now)
+        counts["failures"] += failures
+        counts["inputs"] += inputs
+        counts["blobs"] += blobs
     log.info(
-        "retention: %(records)d records of %(reports)d reports and the raw bytes of %(inputs)d inputs "
-        "(%(blobs)d files) removed for %(organizations)d organizations",
+        "retention: %(records)d records of %(reports)d reports, %(failures)d failure samples and the raw bytes "
+        "of %(inputs)d inputs (%(blobs)d files) removed for %(organizations)d organizations",
         counts,
     )
     return counts
@@ -104,6 +109,35 @@ def purge_reports(due, now: datetime.datetime) -> tuple[int, int]:
     return reports, records
 
 
+def purge_failures(organization: Organization, now: datetime.datetime) -> tuple[int, int, int]:
+    """Delete the organization's failure samples older than its failure retention, and the raw bytes of
+    the failure reports they came from (personal data, kept briefly); count what went on the
+    organization for its Failures tab. Returns (samples, inputs, files)."""
+    before = _cutoff(now, organization.failure_retention_days)
+    if before is None:
+        return 0, 0, 0
+    samples = FailureSample.objects.filter(domain__organization=organization, created_at__lt=before).order_by("pk")
+    removed = 0
+    sources: set[int] = set()  # the inputs they came from, an operator's imports included
+    while True:
+        with transaction.atomic():
+            rows = list(samples.select_for_update(skip_locked=True).values_list("pk", "intake_id")[:BATCH])
+            if not rows:
+                break
+            deleted = FailureSample.objects.filter(pk__in=[pk for pk, _ in rows]).delete()[0]
+            Organization.objects.filter(pk=organization.pk).update(
+                failures_purged=F("failures_purged") + deleted, failures_purged_at=now
+            )
+        removed += deleted
+        sources |= {intake for _, intake in rows if intake is not None}
+    inputs = Intake.objects.filter(
+        Q(organization=organization, kind=Intake.Kind.FAILURE, received_at__lt=before) | Q(pk__in=sources),
+        raw_purged_at=None,
+    ).exclude(status=Intake.Status.RECEIVED)
+    marked, blobs = purge_inputs(inputs, now)
+    return removed, marked, blobs
+
+
 def purge_raw(organization: Organization, now: datetime.datetime) -> tuple[int, int]:
     """Remove the raw bytes of the organization's inputs received before its raw retention;
     return (inputs marked, files deleted)."""
@@ -111,11 +145,15 @@ def purge_raw(organization: Organization, now: datetime.datetime) -> tuple[int, 
     if before is None:
         return 0, 0
     # An input never processed has stored nothing yet: its bytes are all there is of it.
-    due = (
-        Intake.objects.filter(organization=organization, received_at__lt=before, raw_purged_at=None)
-        .exclude(status=Intake.Status.RECEIVED)
-        .order_by("pk")
+    due = Intake.objects.filter(organization=organization, received_at__lt=before, raw_purged_at=None).exclude(
+        status=Intake.Status.RECEIVED
     )
+    return purge_inputs(due, now)
+
+
+def purge_inputs(due, now: datetime.datetime) -> tuple[int, int]:
+    """Remove the raw bytes of the inputs in ``due``; return (inputs marked, files deleted)."""
+    due = due.order_by("pk")
     inputs = blobs = 0
     while True:
         with transaction.atomic():

@@ -5,6 +5,7 @@ Times are stored in UTC. Every count of mail is a count of messages (the sum of
 """
 
 from .alerts import AlertEmail, AlertEvent, AlertMute, AlertSubscription
+from .failures import FailureSample
 from .intake import Intake, Mailbox, Record, Report
 from .mtasts import MtaStsEvent, MtaStsPlan
 from .rollout import PolicyEvent, PolicyPlan
@@ -32,6 +33,7 @@ __all__ = [
     "DailyTotal",
     "Domain",
     "DomainSender",
+    "FailureSample",
     "Intake",
     "Invitation",
     "Mailbox",

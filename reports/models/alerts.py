@@ -42,6 +42,8 @@ class AlertEvent(models.Model):
         TLS_MX_FAILING = "tls-mx-failing", "TLS failures at an MX host"
         MTA_STS_BROKEN = "mta-sts-broken", "MTA-STS policy broken"
         CERT_EXPIRING = "cert-expiring", "MX certificate near expiry"
+        SPOOFING_BURST = "spoofing-burst", "Burst of failure samples (spoofing)"
+        DKIM_KEY_FAILING = "dkim-key-failing", "Authorised sender's DKIM failing in samples"
 
     class State(models.TextChoices):
         BASELINE = "baseline", "Known before alerts began (not sent)"
@@ -89,6 +91,8 @@ class AlertEvent(models.Model):
             return reverse("ingestion")
         if self.kind in (self.Kind.ROLLBACK, self.Kind.RECORD_CHANGED):
             return reverse("policy", args=[self.domain.name])
+        if self.kind in (self.Kind.SPOOFING_BURST, self.Kind.DKIM_KEY_FAILING):
+            return reverse("domain-failures", args=[self.domain.name])
         if self.kind == self.Kind.TLS_MX_FAILING:
             return reverse("domain-tls", args=[self.domain.name])
         if self.kind in (self.Kind.MTA_STS_BROKEN, self.Kind.CERT_EXPIRING):

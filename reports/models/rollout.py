@@ -20,6 +20,24 @@ class PolicyPlan(models.Model):
     )
     thresholds = models.JSONField(default=dict, blank=True, help_text="overrides of rollout.DEFAULTS")
     rua = models.CharField(max_length=320, blank=True, help_text="rua= address when the record has none")
+    ruf = models.EmailField(
+        max_length=320,
+        blank=True,
+        help_text="where failure reports go (ruf=), when the record has none; optional: many large receivers send none",
+    )
+    fo = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[
+            ("", "As published (receivers assume 0)"),
+            ("0", "0: when every check fails (DKIM and SPF both unaligned)"),
+            ("1", "1: when any check fails (the most reports)"),
+            ("d", "d: when DKIM fails"),
+            ("s", "s: when SPF fails"),
+            ("d:s", "d:s: when DKIM or SPF fails"),
+        ],
+        help_text="fo=: which failures are worth a failure report",
+    )
     rollback = models.TextField(blank=True, help_text="why the last change should be rolled back, when it should")
     readiness = models.JSONField(default=dict, blank=True, help_text="the last computed metrics, checks and sources")
     computed_at = models.DateTimeField(null=True, blank=True)

@@ -52,6 +52,21 @@ class Organization(models.Model):
         blank=True,
         help_text="where receivers send this organization's aggregate reports (rua=); empty: the install's DMARC_RUA",
     )
+    failure_retention_days = models.PositiveIntegerField(
+        default=30,
+        help_text="days failure samples and their raw reports are kept (they hold personal data); 0 keeps them forever",
+    )
+    failure_hash_local_parts = models.BooleanField(
+        default=False, help_text="replace the local part of every address in failure samples with a keyed hash"
+    )
+    failure_defang_urls = models.BooleanField(
+        default=True, help_text="defang URLs in failure samples (hxxp://example[.]com), so none is clickable"
+    )
+    failure_samples_for_viewers = models.BooleanField(
+        default=False, help_text="let viewers open failure samples too (owners and admins always can)"
+    )
+    failures_purged = models.PositiveIntegerField(default=0, editable=False, help_text="samples retention removed")
+    failures_purged_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = OrganizationQuerySet.as_manager()

@@ -39,6 +39,10 @@ class OrganizationSettingsForm(forms.ModelForm):
             "alert_min_messages": "New domains: alert on a new failing source after (messages)",
             "subscribe_new_members": "Subscribe new members to alert emails",
             "report_address": "Report address (rua=)",
+            "failure_retention_days": "Keep failure samples (days)",
+            "failure_hash_local_parts": "Hash the local part of addresses in failure samples",
+            "failure_defang_urls": "Defang URLs in failure samples",
+            "failure_samples_for_viewers": "Let viewers open failure samples",
         }
         help_texts = {
             "unverified_reports": "Reports whose email is not DKIM-signed by the reporter's domain. "
@@ -48,6 +52,13 @@ class OrganizationSettingsForm(forms.ModelForm):
             "record_retention_days": "The rows of each report; 0 keeps them forever. The daily totals stay, so the "
             "dashboard's counts do not change, but filtering by reporter and sender together, a source's "
             "reports and a report's rows are no longer available for older periods.",
+            "failure_retention_days": "Failure reports hold personal data (who wrote to whom, the subject, the "
+            "headers): the samples and their encrypted raw reports are removed after this many days; 0 keeps them.",
+            "failure_hash_local_parts": "alice@example.com becomes h.3f9a1c2b7d@example.com, the same hash for "
+            "the same sender (RFC 9991's privacy advice). Applies to reports received from then on.",
+            "failure_defang_urls": "http://evil.example/ becomes hxxp://evil[.]example/, so no link is clickable. "
+            "Applies to reports received from then on.",
+            "failure_samples_for_viewers": "Owners and admins always can; every view is in the audit log.",
         }
 
     def __init__(self, *args, can_rename: bool = False, **kwargs):
@@ -56,8 +67,9 @@ class OrganizationSettingsForm(forms.ModelForm):
             del self.fields["name"]
         else:
             self.fields["name"].help_text = "only owners rename the organization"
-        for name in ("raw_retention_days", "record_retention_days"):
+        for name in ("raw_retention_days", "record_retention_days", "failure_retention_days"):
             self.fields[name].widget.attrs.update(min=0, max=MAX_DAYS)
+        self.fields["failure_retention_days"].required = False
 
     def clean_name(self):
         name = self.cleaned_data["name"].strip()
@@ -70,6 +82,12 @@ class OrganizationSettingsForm(forms.ModelForm):
 
     def clean_record_retention_days(self):
         return _retention(self.cleaned_data.get("record_retention_days"), MIN_RECORD_DAYS, "records")
+
+    def clean_failure_retention_days(self):
+        days = self.cleaned_data.get("failure_retention_days")
+        if days is None:  # left empty: as it was
+            return self.instance.failure_retention_days
+        return _retention(days, 1, "failure samples")
 
 
 class MailboxForm(forms.ModelForm):

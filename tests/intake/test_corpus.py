@@ -175,7 +175,10 @@ def test_it_keeps_what_it_repaired_on_the_report(corpus):
     ("path", "reason"),
     [
         ("empty.xml", "input is empty"),
-        ("failure/exim_plain_text_only_no_arf_part.eml", "message has no report attachment"),
+        (
+            "failure/exim_plain_text_only_no_arf_part.eml",
+            "failure report for example.com, which no organization has added",
+        ),
         ("smtp_tls/rfc8460.json", "TLS report for company-y.example, which no organization has added: not stored"),
     ],
 )
@@ -196,20 +199,24 @@ def test_it_reads_the_same_report_as_xml_gz_and_zip_as_one_report(corpus):
     assert {(line["records"], line["messages"]) for line in lines} == {(20, 3047)}
 
 
-@pytest.mark.parametrize(
-    ("path", "kind", "reason"),
-    [
-        ("failure/dmarc_ruf_report_linkedin.eml", "failure", "message is a DMARC failure report (RFC 9991)"),
-        ("failure/[Netease DMARC Failure Report] Rent Reminder.eml", "failure", "DMARC failure report"),
-    ],
-)
-def test_it_keeps_failure_reports_in_the_ledger_as_such(corpus, path, kind, reason):
-    code, (line,) = ingest_json(corpus / path)
+def test_it_stores_the_real_failure_reports_of_added_domains(corpus, acme):
+    """LinkedIn's report (twice: LF and CRLF line ends, the same report), Netease's, a German sender's and
+    Exim's plain-text one; the domains are Acme's, so each becomes a sample."""
+    from reports.models import Domain, FailureSample
+
+    for name in ("domain.de", "cardinal.com"):
+        Domain.objects.create(organization=acme, name=name)
+    code, lines = ingest_json(*sorted((corpus / "failure").iterdir()))
     assert code == 0
-    assert line["status"] == "kept"
-    intake = Intake.objects.get()
-    assert (intake.status, intake.kind) == ("kept", kind)
-    assert reason in intake.error
+    assert sorted(line["status"] for line in lines) == ["duplicate", "stored", "stored", "stored", "stored"]
+    assert all(line["kind"] == "failure" for line in lines)
+    assert set(Intake.objects.values_list("kind", flat=True)) == {"failure"}
+    assert sorted(FailureSample.objects.values_list("format", flat=True)) == ["arf", "arf", "arf", "text"]
+    assert set(FailureSample.objects.values_list("domain__name", flat=True)) == {
+        "example.com",
+        "domain.de",
+        "cardinal.com",
+    }
 
 
 def test_it_stores_the_real_tls_reports_of_added_domains(corpus, acme):

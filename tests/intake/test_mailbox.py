@@ -94,17 +94,19 @@ def test_it_drains_a_mailbox_of_real_world_messages(imap_account):
     result = imap.poll(mailbox)
 
     assert result.error == ""
-    assert (result.stored, result.duplicate, result.refused, result.kept, result.moved) == (3, 1, 2, 1, 7)
+    # The failure report names no domain of Acme's: refused, as failure reports are kept for added domains only.
+    assert (result.stored, result.duplicate, result.refused, result.kept, result.moved) == (3, 1, 3, 0, 7)
     assert sorted(Report.objects.values_list("report_id", flat=True)) == ["google-1", "mimecast-1", "p-1"]
     assert folder_uids(imap_account, "INBOX") == []
-    assert len(folder_subjects(imap_account, "DMARC-Processed")) == 5
+    assert len(folder_subjects(imap_account, "DMARC-Processed")) == 4
     assert folder_subjects(imap_account, "DMARC-Invalid") == [
+        "DMARC failure report for example.com",
         "Re: why am I getting these?",
         "Report Domain: example.com Submitter: reporter.example Report-ID: r-1",
     ]
     ledger = {intake.uid: intake for intake in Intake.objects.filter(mailbox=mailbox)}
     assert [ledger[uid].status for uid in sorted(ledger)] == [
-        "stored", "stored", "stored", "refused", "duplicate", "refused", "kept",
+        "stored", "stored", "stored", "refused", "duplicate", "refused", "refused",
     ]  # fmt: skip
     assert "message has no report attachment (subject 'Re: why am I getting these?')" in ledger[4].error
     assert "points outside the archive (zip slip)" in ledger[6].error
@@ -426,8 +428,9 @@ def test_it_fetches_bodies_in_batches_bounded_by_bytes(imap_account, monkeypatch
 
 @pytest.mark.django_db
 @pytest.mark.embedded
-def test_a_mailbox_of_dmarc_and_tls_reports_drains_into_both(imap_account):
-    from reports.models import TlsReport
+def test_a_mailbox_of_aggregate_tls_and_failure_reports_drains_into_all_three(imap_account):
+    from reports.models import FailureSample, TlsReport
+    from tests.support.failures import arf_email, text_failure_email
     from tests.support.tlsrpt import failure_detail, tls_policy, tls_report_email, tls_report_json
 
     tls = tls_report_json(
@@ -444,6 +447,8 @@ def test_a_mailbox_of_dmarc_and_tls_reports_drains_into_both(imap_account):
             tls_report_email(microsoft, gzip=False, submitter="microsoft.com", report_id="tls-ms-1"),
             tls_report_email(tls, report_id="tls-google-1"),  # delivered twice
             plain_xml(),
+            arf_email(auth_failures=("dkim", "spf"), body="The body stays out"),
+            text_failure_email(sender_domain="example.com", sender_ip="203.0.113.68"),
         ],
     )
     mailbox = make_mailbox(imap_account)
@@ -452,13 +457,18 @@ def test_a_mailbox_of_dmarc_and_tls_reports_drains_into_both(imap_account):
     result = imap.poll(mailbox)
 
     assert result.error == ""
-    assert (result.stored, result.duplicate, result.refused, result.moved) == (4, 1, 0, 5)
+    assert (result.stored, result.duplicate, result.refused, result.moved) == (6, 1, 0, 7)
     assert sorted(Report.objects.values_list("report_id", flat=True)) == ["google-1", "p-1"]
+    assert sorted(FailureSample.objects.values_list("format", "source_ip")) == [
+        ("arf", "198.51.100.7"),
+        ("text", "203.0.113.68"),
+    ]
+    assert ["dkim", "spf"] in list(FailureSample.objects.values_list("auth_failures", flat=True))
     assert sorted(TlsReport.objects.values_list("report_id", "submitter", "failed")) == [
         ("tls-google-1", "google.com", 1),
         ("tls-ms-1", "microsoft.com", 0),
     ]
     kinds = [i.kind for i in Intake.objects.filter(mailbox=mailbox).order_by("uid")]
-    assert kinds == ["aggregate", "tlsrpt", "tlsrpt", "tlsrpt", "aggregate"]
+    assert kinds == ["aggregate", "tlsrpt", "tlsrpt", "tlsrpt", "aggregate", "failure", "failure"]
     assert folder_uids(imap_account, "INBOX") == []
-    assert len(folder_subjects(imap_account, "DMARC-Processed")) == 5
+    assert len(folder_subjects(imap_account, "DMARC-Processed")) == 7

@@ -134,6 +134,7 @@ def test_retention_removes_old_records_and_raw_inputs_but_not_a_single_count(acm
         "records": 3 * len(old),
         "inputs": len(old_raw),
         "blobs": len(old_raw) - 1,  # the bytes Globex also received stay
+        "failures": 0,
     }
     for days_ago in DAYS_AGO:
         report = Report.objects.get(report_id=f"r-{days_ago}")
@@ -155,7 +156,7 @@ def test_retention_removes_old_records_and_raw_inputs_but_not_a_single_count(acm
     assert dashboard_numbers(domain, viewer) == before
 
     # A second run finds nothing left to do.
-    assert retention.apply() == {"organizations": 1, "reports": 0, "records": 0, "inputs": 0, "blobs": 0}
+    assert retention.apply() == {"organizations": 1, "reports": 0, "records": 0, "inputs": 0, "blobs": 0, "failures": 0}
     assert rollups() == before_rollups
 
 
@@ -231,7 +232,7 @@ def test_a_file_written_again_just_now_is_kept(acme):
 
 def test_no_retention_keeps_everything(acme):
     Organization.objects.filter(pk=acme.organization_id).update(record_retention_days=0, raw_retention_days=0)
-    assert retention.apply() == {"organizations": 0, "reports": 0, "records": 0, "inputs": 0, "blobs": 0}
+    assert retention.apply() == {"organizations": 0, "reports": 0, "records": 0, "inputs": 0, "blobs": 0, "failures": 0}
     assert not Report.objects.exclude(records_purged_at=None).exists()
     assert not Intake.objects.exclude(raw_purged_at=None).exists()
 

@@ -87,6 +87,8 @@ def test_an_admin_changes_the_settings_and_the_audit_log_keeps_only_what_changed
             "record_retention_days": "90",
             "alert_min_messages": "1",
             "subscribe_new_members": "on",
+            "failure_retention_days": "30",
+            "failure_defang_urls": "on",
         },
     )
     assert response.status_code == 302
@@ -115,6 +117,7 @@ def test_retention_shorter_than_the_dashboard_needs_is_refused(as_role, acme):
 def test_an_owner_renames_the_organization(as_role, acme):
     client = as_role("owner")
     data = {"unverified_reports": "flag", "raw_retention_days": "0", "record_retention_days": "0"}
+    data |= {"failure_retention_days": "30", "failure_defang_urls": "on"}
     response = client.post("/orgs/acme/settings/", {**data, "name": "Acme Corp", "alert_min_messages": "5"})
     assert response.status_code == 302
     acme.refresh_from_db()
@@ -346,3 +349,25 @@ def test_the_audit_log_pages_and_belongs_to_admins(as_role, acme):
     assert b"area=domain&amp;page=2" in first.content
     second = client.get("/orgs/acme/audit/?area=domain&page=2")
     assert b"d0.example" in second.content and b"d59.example" not in second.content
+
+
+def test_the_failure_sample_privacy_settings_are_kept_and_audited(as_role, acme):
+    client = as_role("admin")
+    page = client.get("/orgs/acme/settings/")
+    assert b"Keep failure samples (days)" in page.content and b"personal data" in page.content
+    data = {
+        "unverified_reports": "flag",
+        "raw_retention_days": "0",
+        "record_retention_days": "0",
+        "alert_min_messages": "1",
+    }
+    response = client.post(
+        "/orgs/acme/settings/",
+        {**data, "failure_retention_days": "14", "failure_hash_local_parts": "on", "failure_samples_for_viewers": "on"},
+    )
+    assert response.status_code == 302
+    acme.refresh_from_db()
+    assert (acme.failure_retention_days, acme.failure_hash_local_parts, acme.failure_defang_urls) == (14, True, False)
+    assert acme.failure_samples_for_viewers
+    entry = AuditEntry.objects.get(action="organization.settings-changed")
+    assert entry.after["failure_hash_local_parts"] is True and entry.after["failure_retention_days"] == 14
