@@ -7,6 +7,7 @@ from reports.views import (
     dashboard,
     domains,
     exports,
+    failures,
     intake,
     inventory,
     members,
@@ -40,4 +41,5 @@ urlpatterns = [
     *tls.urlpatterns,
     *mtasts.urlpatterns,
     *tlsrpt.urlpatterns,
+    *failures.urlpatterns,
 ]

@@ -291,3 +291,32 @@ def tls_result_types(rows: list[dict]) -> dict:
         yaxis={"type": "category", "automargin": True},
     )
     return _figure(data, layout)
+
+
+FAILURE_KINDS = (
+    ("dkim+spf", "DKIM and SPF", REJECT),
+    ("dkim", "DKIM only", FAIL),
+    ("spf", "SPF only", QUARANTINE),
+    ("dmarc", "Alignment only", "#8e44ad"),
+    ("other", "Not stated", NEUTRAL),
+)
+
+
+def failure_samples_per_day(rows: list[dict]) -> dict:
+    """Failure samples per UTC day (or week), stacked by what failed (rows as dashboard/failures.py's
+    ``daily`` gives them: ``date`` and a count per kind)."""
+    rows = _mark_today(rows)
+    unit = "day"
+    if len(rows) > WEEKLY_AFTER:
+        weeks: dict = {}
+        for row in rows:
+            start = row["date"] - datetime.timedelta(days=row["date"].weekday())
+            week = weeks.setdefault(start, {"date": max(start, rows[0]["date"]), "partial": False})
+            for key, *_ in FAILURE_KINDS:
+                week[key] = week.get(key, 0) + (row.get(key) or 0)
+            week["partial"] = week["partial"] or row["partial"]
+        rows, unit = list(weeks.values()), "week"
+    # Only what failed in the period gets a series (and a legend entry); at least one is drawn.
+    shown = [kind for kind in FAILURE_KINDS if any(row.get(kind[0]) for row in rows)] or list(FAILURE_KINDS[:1])
+    series = [(key, label, colour, f"%{{y:,}} samples: {label}") for key, label, colour in shown]
+    return _stacked_per_day(rows, series, f"Failure samples per UTC {unit} by what failed", "samples")

@@ -17,18 +17,29 @@ the strongest explanation wins:
 
 Counts are messages (``row/count``). The read is capped per call (the failing records with the
 most messages first), so a page of 50 sources costs one bounded query.
+
+Failure samples (RFC 9991 failure reports: single messages a receiver saw fail) add evidence where
+the period has them, in one more bounded query: samples of an authorised sender whose DKIM
+signature of the domain fails name the selector (a broken key, even before the aggregate reports
+show it passed earlier), and samples from a source no sender explains and with no passing mail
+tell how many forged messages were seen and what they share (the From; the subject only as
+"the same subject": verdicts are shown to every member, samples only to those who may open them).
 """
 
 import datetime
 from collections import defaultdict
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 
 from reports.enrichment import forwarding
 from reports.enrichment.inventory import AUTHORISED, NOT_AUTHORISED, Inventory
 from reports.lib.names import organizational_domain
-from reports.models import FAILING, DailyDkim, Domain, Record
+from reports.models import FAILING, DailyDkim, Domain, FailureSample, Record
 
 MAX_RECORDS = 5000  # failing records read per call
+MAX_SAMPLES = 5000  # failure samples read per call
+# Auth-Failure values (RFC 6591 section 3.2.2) that are a DKIM failure.
+DKIM_FAILURES = {"dkim", "signature", "bodyhash", "revoked"}
 FORWARDED = "forwarded"
 DKIM_KEY = "dkim-key"
 MISCONFIGURED = "misconfigured"
@@ -71,6 +82,58 @@ class _Seen:
     signed: int = 0  # failing messages carrying a DKIM signature of the domain (aligned)
     selectors: dict = field(default_factory=lambda: defaultdict(int))  # (d, s) of aligned failed signatures
     header_from: str = ""
+
+
+@dataclass
+class _Samples:
+    """What the failure samples of one source (one IP, or a group) say."""
+
+    count: int = 0
+    selectors: dict = field(default_factory=lambda: defaultdict(int))  # (d, s) of failed aligned DKIM
+    froms: dict = field(default_factory=lambda: defaultdict(int))
+    subjects: dict = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, other: "_Samples") -> None:
+        self.count += other.count
+        for mine, theirs in (
+            (self.selectors, other.selectors),
+            (self.froms, other.froms),
+            (self.subjects, other.subjects),
+        ):
+            for key, count in theirs.items():
+                mine[key] += count
+
+
+def _read_samples(domain: Domain, start: datetime.date, end: datetime.date, ips: list[str]) -> dict[str, _Samples]:
+    found: dict[str, _Samples] = defaultdict(_Samples)
+    rows = (
+        FailureSample.objects.filter(domain=domain, day__gte=start, day__lte=end, source_ip__in=ips)
+        .order_by("-day", "-id")
+        .values_list("source_ip", "auth_failures", "dkim_domain", "dkim_selector", "header_from", "subject")
+    )
+    for ip, failures, signing_domain, selector, header_from, subject in rows[:MAX_SAMPLES]:
+        one = found[ip]
+        one.count += 1
+        values = {str(value).strip().lower() for value in failures or () if isinstance(value, str)}
+        signing_domain = signing_domain.strip().lower().rstrip(".")
+        if values & DKIM_FAILURES and selector and _aligned(signing_domain, domain.name):
+            one.selectors[(signing_domain[:253], selector[:63])] += 1
+        address = parseaddr(header_from)[1] or header_from.strip()
+        if address:
+            one.froms[address[:200].lower()] += 1
+        if subject.strip():
+            one.subjects[subject.strip()[:200]] += 1
+    return found
+
+
+def _most(counts: dict) -> tuple[object, int]:
+    return max(counts.items(), key=lambda item: (item[1], str(item[0]))) if counts else ("", 0)
+
+
+def _samples_phrase(count: int, verb: str = "") -> str:
+    """ "3 failure samples show", "1 failure sample shows"."""
+    phrase = f"{count:,} failure sample{'s' if count != 1 else ''}"
+    return f"{phrase} {verb}{'s' if count == 1 else ''}" if verb else phrase
 
 
 def _aligned(domain: str, header_from: str) -> bool:
@@ -145,7 +208,15 @@ def _broken_key(domain: Domain, selectors: dict, end: datetime.date) -> tuple[st
     return None
 
 
-def _decide(domain: Domain, seen: _Seen, sender, status: str, end: datetime.date, passing: int) -> Verdict:
+def _decide(
+    domain: Domain,
+    seen: _Seen,
+    sender,
+    status: str,
+    end: datetime.date,
+    passing: int,
+    samples: _Samples | None = None,
+) -> Verdict:
     # A broken aligned signature alone (low confidence) is also what a forger's fake signature looks
     # like, and, from your own authorised sender's IPs, a broken key: it says forwarding only for a
     # source not in your inventory that also relays mail that passes.
@@ -164,14 +235,29 @@ def _decide(domain: Domain, seen: _Seen, sender, status: str, end: datetime.date
     name = sender.name if sender is not None else ""
     if status == AUTHORISED:
         broken = _broken_key(domain, seen.selectors, end) if seen.selectors else None
+        sampled = _most(samples.selectors) if samples is not None else (None, 0)
         if broken:
             signing_domain, selector, since = broken
+            evidence = f"selector {selector} of {signing_domain} passed before and fails since {since:%Y-%m-%d}"
+            seen_in = samples.selectors.get((signing_domain, selector), 0) if samples is not None else 0
+            if seen_in:
+                evidence += f"; {_samples_phrase(seen_in, 'show')} it failing"
             return Verdict(
                 DKIM_KEY,
                 "DKIM key broken or rotated",
-                f"selector {selector} of {signing_domain} passed before and fails since {since:%Y-%m-%d}",
+                evidence,
                 f"Publish the current key at {selector}._domainkey.{signing_domain} (ask {name or 'the sender'} "
                 "for it), or have the sender sign with the selector that is published.",
+            )
+        if sampled[1]:
+            (signing_domain, selector), count = sampled
+            return Verdict(
+                DKIM_KEY,
+                "DKIM key broken",
+                f"{_samples_phrase(count, 'show')} DKIM selector {selector} with d={signing_domain} failing "
+                f"for {name or 'this authorised sender'}",
+                f"Check the key published at {selector}._domainkey.{signing_domain} against the one "
+                f"{name or 'the sender'} signs with, and publish the current one.",
             )
         failed = [part for part, count in (("DKIM", seen.dkim_fail), ("SPF", seen.spf_fail)) if count]
         if seen.signed and seen.selectors:
@@ -198,10 +284,24 @@ def _decide(domain: Domain, seen: _Seen, sender, status: str, end: datetime.date
             if not marked
             else "Someone uses this service to send as you: it stays out of your inventory.",
         )
+    evidence = (
+        f"{seen.failing:,} failing messages from a source no sender of yours explains, with no sign of forwarding"
+    )
+    if samples is not None and samples.count and not passing:
+        evidence += f"; {_samples_phrase(samples.count)} of its forged mail"
+        shared = []
+        header_from, from_count = _most(samples.froms)
+        if from_count > 1:
+            shared.append(f"{from_count:,} with From {header_from}")
+        _, subject_count = _most(samples.subjects)
+        if subject_count > 1:
+            shared.append(f"{subject_count:,} with the same subject")
+        if shared:
+            evidence += ": " + ", ".join(shared)
     return Verdict(
         SPOOFING,
         "Not authorised: likely spoofing",
-        f"{seen.failing:,} failing messages from a source no sender of yours explains, with no sign of forwarding",
+        evidence,
         "If it is yours, authorise its network or its reverse DNS domain; otherwise the move to "
         "quarantine and reject is what stops it.",
     )
@@ -220,11 +320,14 @@ def for_ips(
     inventory = inventory or Inventory(domain)
     inventory.load(ips)
     seen = _read(domain, start, end, ips)
+    failing = [ip for ip, one in seen.items() if one.failing]
+    samples = _read_samples(domain, start, end, failing) if failing else {}
     found = {}
-    for ip, one in seen.items():
-        if one.failing:
-            sender = inventory.sender(ip)[0]
-            found[ip] = _decide(domain, one, sender, inventory.status(ip), end, (passing or {}).get(ip, 0))
+    for ip in failing:
+        sender = inventory.sender(ip)[0]
+        found[ip] = _decide(
+            domain, seen[ip], sender, inventory.status(ip), end, (passing or {}).get(ip, 0), samples.get(ip)
+        )
     return found
 
 
@@ -245,4 +348,7 @@ def for_group(
         return None
     # The group's sender and standing are those of its busiest failing IP.
     busiest = max(seen, key=lambda ip: seen[ip].failing)
-    return _decide(domain, total, inventory.sender(busiest)[0], inventory.status(busiest), end, passing)
+    samples = _Samples()
+    for one in _read_samples(domain, start, end, [ip for ip, one in seen.items() if one.failing]).values():
+        samples.add(one)
+    return _decide(domain, total, inventory.sender(busiest)[0], inventory.status(busiest), end, passing, samples)

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path
 from django.utils.http import urlencode
 
-from reports.dashboard import charts, stats, tls
+from reports.dashboard import charts, failures, stats, tls
 from reports.dashboard.stats import Filters, Period, PeriodError
 from reports.enrichment import inventory, ip_lookup, verdicts
 from reports.enrichment.inventory import Inventory, network_of
@@ -237,6 +237,8 @@ def source(request, name: str, ip: str):
             request.GET.get("page")
         ),
         charts={"per-day": charts.messages_per_day(days)} if any(row["messages"] for row in days) else {},
+        # Its failure samples, for those who may open them; for others whether there are any.
+        **failures.section(domain, request.user, [ip]),
     )
     return render(request, "reports/source.html", context)
 
@@ -297,6 +299,7 @@ def sender(request, name: str, sender_id: int):
         columns=SOURCE_COLUMNS,
         sort=request.GET.get("sort", "-messages"),
         charts={"per-day": charts.messages_per_day(days)} if any(row["messages"] for row in days) else {},
+        **failures.section(domain, request.user, failures.sender_ips(found)),
     )
     return render(request, "reports/sender.html", context)
 

@@ -7,6 +7,7 @@ import pytest
 from reports.enrichment import inventory, verdicts
 from reports.models import DomainSender, Sender, SourceIP
 from tests.support.builders import record_xml
+from tests.support.failuredata import failure_sample
 from tests.support.ingest import TODAY, deliver
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -112,3 +113,75 @@ def test_the_inventory_sees_an_organizations_sender_named_by_dkim_domain(domain,
     seen.load(["203.0.113.50"])
     assert seen.sender("203.0.113.50") == (sender, "matched by DKIM signing domain mailer.example.net")
     assert seen.status("203.0.113.50") == inventory.AUTHORISED
+
+
+def test_samples_name_the_failing_selector_of_an_authorised_sender_as_a_broken_key(domain):
+    sender = Sender.objects.create(slug="crm", name="Our CRM")
+    SourceIP.objects.create(ip="198.51.100.7", sender=sender)
+    DomainSender.objects.create(domain=domain, sender=sender, authorised=True)
+    # The aggregate reports alone: a failing signature that never passed reads as misconfigured.
+    deliver(
+        [
+            record_xml(
+                ip="198.51.100.7", count=30, dkim="fail", spf="fail", dkim_auth=(("example.com", "crm1", "fail"),)
+            )
+        ],
+        1,
+    )
+    assert verdict_of(domain, "198.51.100.7").kind == verdicts.MISCONFIGURED
+    for days_ago in (1, 2, 2):
+        failure_sample(domain, days_ago, source_ip="198.51.100.7", dkim_selector="crm1", auth_failures=("dkim",))
+    failure_sample(domain, 1, source_ip="198.51.100.7", dkim_selector="other", dkim_domain="crm.example")
+    found = verdict_of(domain, "198.51.100.7")
+    assert (found.kind, found.title) == (verdicts.DKIM_KEY, "DKIM key broken")
+    assert found.evidence == "3 failure samples show DKIM selector crm1 with d=example.com failing for Our CRM"
+    assert "crm1._domainkey.example.com" in found.advice
+
+
+def test_samples_confirm_the_selector_of_a_key_that_passed_before(domain):
+    sender = Sender.objects.create(slug="own", name="Own servers")
+    SourceIP.objects.create(ip="192.0.2.10", sender=sender)
+    DomainSender.objects.create(domain=domain, sender=sender, authorised=True)
+    good = record_xml(ip="192.0.2.10", count=100, spf="fail", dkim_auth=(("example.com", "s2026", "pass"),))
+    bad = record_xml(ip="192.0.2.10", count=90, dkim="fail", spf="fail", dkim_auth=(("example.com", "s2026", "fail"),))
+    deliver([good], 9, suffix="good")
+    deliver([bad], 2, suffix="bad")
+    failure_sample(domain, 2, source_ip="192.0.2.10", dkim_selector="s2026", auth_failures=("signature",))
+    failure_sample(domain, 2, source_ip="192.0.2.10", dkim_selector="s2026", auth_failures=("spf",))
+    found = verdict_of(domain, "192.0.2.10", passing=100)
+    assert found.kind == verdicts.DKIM_KEY and found.title == "DKIM key broken or rotated"
+    # The sample that failed SPF only is no evidence of the key.
+    assert found.evidence.endswith(
+        "fails since " + (TODAY - datetime.timedelta(days=2)).isoformat() + "; 1 failure sample shows it failing"
+    )
+
+
+def test_samples_of_a_spoofing_source_are_counted_with_what_they_share(domain):
+    deliver([record_xml(ip="203.0.113.9", count=40, dkim="fail", spf="fail", dkim_auth=())], 1)
+    for subject in ("Invoice overdue", "Invoice overdue", "Password reset"):
+        failure_sample(domain, 1, source_ip="203.0.113.9", header_from="billing@example.com", subject=subject,
+                       auth_failures=("dmarc",), dkim_selector="")  # fmt: skip
+    found = verdict_of(domain, "203.0.113.9")
+    assert found.kind == verdicts.SPOOFING
+    assert found.evidence == (
+        "40 failing messages from a source no sender of yours explains, with no sign of forwarding; "
+        "3 failure samples of its forged mail: 3 with From billing@example.com, 2 with the same subject"
+    )
+    # The subject itself (personal data, shown to every member with the verdict) is never quoted.
+    assert "Invoice" not in found.evidence
+    # A source that also delivers passing mail is not called forged by its samples.
+    assert "failure sample" not in verdict_of(domain, "203.0.113.9", passing=5).evidence
+
+
+def test_a_group_verdict_counts_the_samples_of_all_its_ips(domain):
+    deliver(
+        [
+            record_xml(ip="203.0.113.9", count=40, dkim="fail", spf="fail", dkim_auth=()),
+            record_xml(ip="203.0.113.10", count=4, dkim="fail", spf="fail", dkim_auth=()),
+        ],
+        1,
+    )
+    failure_sample(domain, 1, source_ip="203.0.113.9", subject="a")
+    failure_sample(domain, 1, source_ip="203.0.113.10", subject="b")
+    group = verdicts.for_group(domain, START, TODAY, ["203.0.113.9", "203.0.113.10"])
+    assert group.kind == verdicts.SPOOFING and "2 failure samples of its forged mail" in group.evidence

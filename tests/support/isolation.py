@@ -17,6 +17,7 @@ from reports.models import (
 )
 from reports.tenancy import invitations
 from tests.support.builders import record_xml, report_xml
+from tests.support.failuredata import failure_sample
 from tests.support.tlsdata import tls_report
 
 SECRET_IP = "203.0.113.77"
@@ -37,7 +38,8 @@ def patterns(resolver=None, prefix=""):
 
 def furnish(acme: Organization, owner: User) -> dict:
     """One of everything a URL can name in Acme (``owner`` its owner): a report from a secret IP, its
-    own sender, an input, an alert, an invitation, a mailbox, a token and a TLS report. Returns the URL kwargs."""
+    own sender, an input, an alert, an invitation, a mailbox, a token, a TLS report and a failure sample
+    (of the input, so its raw report is there). Returns the URL kwargs."""
     domain = acme.domains.get(name="example.com")
     ingest_bytes(
         report_xml([record_xml(ip=SECRET_IP, count=7)], report_id=SECRET_REPORT, begin=1700000000, end=1700086399),
@@ -52,6 +54,7 @@ def furnish(acme: Organization, owner: User) -> dict:
     mailbox = Mailbox.objects.create(organization=acme, name="Acme rua", host="imap.example.com", username="u")
     api_token, _ = ApiToken.issue(acme, "Acme script")
     tls = tls_report(domain, 1, "Acme TLS reporter", report_id=SECRET_REPORT)
+    sample = failure_sample(domain, 1, source_ip=SECRET_IP, subject=SECRET_REPORT, intake=Intake.objects.get())
     return {
         "slug": acme.slug,
         "member_id": owner.memberships.get(organization=acme).pk,
@@ -68,6 +71,7 @@ def furnish(acme: Organization, owner: User) -> dict:
         "direction": "advance",
         "event_id": event.pk,
         "tls_report_id": tls.pk,
+        "sample_id": sample.pk,
     }
 
 
