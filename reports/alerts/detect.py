@@ -15,12 +15,13 @@ from django.db.models import Max, Min, Sum
 from django.utils import timezone
 
 from reports.enrichment import verdicts
-from reports.enrichment.inventory import Inventory
+from reports.enrichment.inventory import Inventory, network_of
 from reports.models import (
     FAILING,
     AlertEvent,
     DailySource,
     Domain,
+    FailureSample,
     Mailbox,
     Record,
     Report,
@@ -328,6 +329,85 @@ def tls_mx_failing(domain: Domain, now: datetime.datetime | None = None) -> list
             f"TLS failures at {host[:100]} for {domain.name}",
             f"Senders reported {row['sessions']} failed TLS sessions to {host} since {row['first']:%Y-%m-%d}, "
             f"after none in the month before: {detail}. Check its certificate and STARTTLS.",
+        )
+        if new:
+            created.append(event)
+    return created
+
+
+BURST_SAMPLES = 5  # failure samples from one network within BURST_WINDOW ...
+BURST_WINDOW = datetime.timedelta(hours=24)
+
+
+def failure_events(now: datetime.datetime) -> list[AlertEvent]:
+    """The failure sample events of every domain that received samples this week."""
+    created = []
+    for domain in Domain.objects.filter(failure_samples__created_at__gte=now - LOOKBACK).distinct():
+        classifier = Inventory(domain)
+        created += spoofing_burst(domain, classifier, now)
+        created += dkim_key_failing(domain, classifier, now)
+    return created
+
+
+def spoofing_burst(domain: Domain, classifier: Inventory, now: datetime.datetime) -> list[AlertEvent]:
+    """A burst of failure samples from a network that sends none of the domain's passing mail (in the
+    aggregate reports of the last 30 days) and is not in its inventory: someone is spoofing the domain."""
+    samples = FailureSample.objects.filter(domain=domain, created_at__gte=now - BURST_WINDOW, source_ip__isnull=False)
+    networks: dict[str, list] = {}
+    for ip, subject in samples.values_list("source_ip", "subject"):
+        networks.setdefault(network_of(ip), []).append((ip, subject))
+    created = []
+    for network, found in networks.items():
+        ips = sorted({ip for ip, _ in found})
+        classifier.load(ips)
+        if len(found) < BURST_SAMPLES or any(classifier.source(ip)[2] for ip in ips):
+            continue
+        since = (now - datetime.timedelta(days=30)).date()
+        passing = DailySource.objects.filter(domain=domain, day__gte=since, source_ip__in=ips).aggregate(
+            n=passing_messages()
+        )["n"]
+        if passing:
+            continue
+        subjects = sorted({subject[:80] for _, subject in found if subject})[:3]
+        event, new = AlertEvent.raise_once(
+            domain,
+            AlertEvent.Kind.SPOOFING_BURST,
+            f"burst:{network}:{now:%Y-%m-%d}",
+            f"{len(found)} failure reports from {network} for {domain.name}: likely spoofing",
+            f"{len(found)} messages from {', '.join(ips[:5])} failed DMARC in the last 24 hours and that network "
+            f"sends none of {domain.name}'s passing mail"
+            + (f"; subjects: {'; '.join(subjects)}" if subjects else "")
+            + ". Enforcing p=quarantine or p=reject stops it.",
+        )
+        if new:
+            created.append(event)
+    return created
+
+
+def dkim_key_failing(domain: Domain, classifier: Inventory, now: datetime.datetime) -> list[AlertEvent]:
+    """Failure samples showing an authorised sender's DKIM signature failing: a key rotated or removed."""
+    samples = FailureSample.objects.filter(domain=domain, created_at__gte=now - LOOKBACK, source_ip__isnull=False)
+    found = samples.exclude(dkim_selector="").values_list("source_ip", "dkim_selector", "dkim_domain", "auth_failures")
+    # JSON containment is not a lookup SQLite has: the week's few samples are filtered here.
+    rows = [(ip, selector, signer) for ip, selector, signer, failures in found if "dkim" in failures]
+    classifier.load(sorted({ip for ip, _, _ in rows}))
+    failing: dict[tuple[str, str], dict] = {}
+    for ip, selector, signer in rows:
+        key, label, authorised = classifier.source(ip)
+        if not authorised:
+            continue
+        entry = failing.setdefault((selector, signer or domain.name), {"label": label, "samples": 0})
+        entry["samples"] += 1
+    created = []
+    for (selector, signer), entry in failing.items():
+        event, new = AlertEvent.raise_once(
+            domain,
+            AlertEvent.Kind.DKIM_KEY_FAILING,
+            f"dkim:{selector[:60]}:{signer[:60]}:{now:%G-W%V}",
+            f"DKIM selector {selector[:60]} of {entry['label']} fails for {domain.name}",
+            f"{entry['samples']} failure reports this week show {entry['label']} (authorised) signing with "
+            f"d={signer}, s={selector} and the signature failing. Check that {selector}._domainkey.{signer} "
+            "still publishes the key it signs with.",
         )
         if new:
             created.append(event)

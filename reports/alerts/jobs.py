@@ -16,6 +16,7 @@ def watch(now: datetime.datetime | None = None) -> int:
     detect.mailbox_failing(now)
     detect.reports_stopped(now)
     detect.tls_events(now)
+    detect.failure_events(now)
     deliver.queue(detect.raised_elsewhere(now), now)
     return deliver.send_due(now)
 
@@ -34,6 +35,7 @@ def run(domains=None) -> int:
     detect.reports_stopped(now)
     detect.mailbox_failing(now)
     detect.tls_events(now)
+    detect.failure_events(now)
     unique = {event.pk: event for event in events + detect.raised_elsewhere(now)}
     deliver.queue(list(unique.values()))
     return deliver.send_due()

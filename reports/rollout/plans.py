@@ -54,10 +54,16 @@ def report_address(plan: PolicyPlan) -> str:
 
 
 def expected_record(plan: PolicyPlan, stage: stages.Stage) -> dict:
-    """The record to publish for ``stage``: the published one's other tags kept, rua= added."""
+    """The record to publish for ``stage``: the published one's other tags kept, rua= added, and the
+    plan's ruf= and fo= where the published record has none."""
     current = published(plan).record or None
     address = report_address(plan)
-    return dmarc.record_for_stage(current, stage.tags, rua=[f"mailto:{address}"] if address else None)
+    record = dmarc.record_for_stage(current, stage.tags, rua=[f"mailto:{address}"] if address else None)
+    if plan.ruf and not record.get("ruf"):
+        record["ruf"] = f"mailto:{plan.ruf}"
+    if plan.fo and not record.get("fo"):
+        record["fo"] = plan.fo
+    return record
 
 
 def matches(plan: PolicyPlan, stage: stages.Stage) -> bool:
@@ -228,13 +234,21 @@ def change_settings(domain: Domain, values: dict, thresholds: dict, actor) -> di
     """Save the plan's settings (``values``: parked, mailing_lists, rua) and threshold overrides;
     the history and the audit log keep before and after. Returns what changed."""
     plan = plan_of(domain)
-    before = {"parked": plan.parked, "mailing_lists": plan.mailing_lists, "rua": plan.rua, **plan.thresholds}
+    before = {
+        "parked": plan.parked,
+        "mailing_lists": plan.mailing_lists,
+        "rua": plan.rua,
+        "ruf": plan.ruf,
+        "fo": plan.fo,
+    }
+    before |= plan.thresholds
     with transaction.atomic():
         for name, value in values.items():
             setattr(plan, name, value)
         plan.thresholds = {**plan.thresholds, **thresholds}
         plan.save()
-        after = {"parked": plan.parked, "mailing_lists": plan.mailing_lists, "rua": plan.rua, **plan.thresholds}
+        after = {"parked": plan.parked, "mailing_lists": plan.mailing_lists, "rua": plan.rua, "ruf": plan.ruf}
+        after |= {"fo": plan.fo, **plan.thresholds}
         old, new = audit.changed(before, after)
         audit.record(actor, domain.organization, "policy.settings-changed", domain.name, old, new)
         PolicyEvent.objects.create(

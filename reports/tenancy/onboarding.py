@@ -28,9 +28,17 @@ def suggested_address(organization) -> str:
     return ""
 
 
-def new_record(address: str) -> str:
-    """The record for a domain without one: monitoring only, reports to ``address`` (if any)."""
-    return dmarc.format_dmarc({"p": "none", "rua": f"mailto:{address}" if address else None})
+def new_record(address: str, ruf: str = "", fo: str = "") -> str:
+    """The record for a domain without one: monitoring only, reports to ``address`` (if any), and
+    failure reports to ``ruf`` with ``fo`` when asked."""
+    return dmarc.format_dmarc(
+        {
+            "p": "none",
+            "rua": f"mailto:{address}" if address else None,
+            "ruf": f"mailto:{ruf}" if ruf else None,
+            "fo": fo or None,
+        }
+    )
 
 
 def sends_here(found: dmarc.DmarcResult, address: str) -> bool:

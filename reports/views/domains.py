@@ -117,6 +117,7 @@ def setup(request, name: str):
         "address": address,
         "suggested_address": "" if address else onboarding.suggested_address(organization),
         "record": onboarding.new_record(address),
+        "record_with_ruf": onboarding.new_record(address, ruf=address, fo="1") if address else "",
         "verification": onboarding.verification_records(domain.name, address),
         "plan": plan,
         "found": found,

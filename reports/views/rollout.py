@@ -41,7 +41,8 @@ THRESHOLD_FIELDS = (
 class PlanForm(forms.ModelForm):
     class Meta:
         model = PolicyPlan
-        fields = ["parked", "mailing_lists", "rua"]
+        fields = ["parked", "mailing_lists", "rua", "ruf", "fo"]
+        labels = {"ruf": "Failure report address (ruf=)", "fo": "Failure reporting options (fo=)"}
 
 
 @login_required
@@ -64,7 +65,9 @@ def policy(request, name: str):
         "parked_stage": stages.PARKED,
         "target": target,
         "record": dmarc.format_dmarc(record) if record else "",
-        "verification": dmarc.external_verification(domain.name, (record or {}).get("rua", "").split(","))
+        "verification": dmarc.external_verification(
+            domain.name, [*(record or {}).get("rua", "").split(","), *(record or {}).get("ruf", "").split(",")]
+        )
         if record
         else [],
         "pct_note": stages.PCT_NOTE,
