@@ -65,6 +65,8 @@ NOT_PAGES = {
     "export-report-records": "a CSV download",
     "report-raw": "an XML download",
     "export-tls": "a CSV download",
+    "export-failures": "a CSV download",
+    "failure-raw": "a text download (the failure report as it arrived)",
     "tlsrpt-receive": "where reporters POST TLS reports",
 }
 NOT_PAGES |= {f"policy-{action}": "a POST" for action in ("adopt", "check", "health", "move", "recompute", "settings")}
@@ -202,6 +204,7 @@ def visit_every_page(sweep: Sweep, app: App, smtp: SmtpServer, page: Page, outsi
         ("domain-dkim", "dkim/"),
         ("policy", "policy/"),
         ("domain-tls", "tls/"),
+        ("domain-failures", "failures/"),
         ("mta-sts", "mta-sts/"),
         ("domain-setup", "setup/"),
     ):
@@ -216,6 +219,16 @@ def visit_every_page(sweep: Sweep, app: App, smtp: SmtpServer, page: Page, outsi
     page.goto(f"{app.url}/domains/{DOMAIN}/tls/")
     page.locator(f"main table a[href^='/domains/{DOMAIN}/tls-reports/']").first.click()
     sweep.look(page, "tls-report")
+    # Failure samples (reports/management/demofailures.py sends them through the real ingest): the
+    # newest sample, then the source with the most samples, whose page lists them.
+    page.goto(f"{app.url}/domains/{DOMAIN}/failures/")
+    page.locator(f"#failure-samples a[href^='/domains/{DOMAIN}/failures/']").first.click()
+    expect(page.locator("#sample-headers")).to_be_visible()
+    sweep.look(page, "failure-sample")
+    page.goto(f"{app.url}/domains/{DOMAIN}/failures/")
+    page.locator(f"#failure-sources a[href^='/domains/{DOMAIN}/sources/']").first.click()
+    expect(page.locator("#failure-samples")).to_be_visible()
+    sweep.look(page, "source", "source-failure-samples")
     page.goto(f"{app.url}/reports/")
     sweep.look(page, "report-list")
     page.locator("main table a[href^='/reports/']").first.click()

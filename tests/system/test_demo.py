@@ -1,6 +1,7 @@
 """manage.py demo: 90 days of demo reports through the real ingest and enrichment, loaded once for this module."""
 
 import io
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import dns.rdatatype
@@ -105,6 +106,17 @@ def test_it_stores_a_month_of_tls_reports_for_the_shop_with_an_expired_certifica
     assert set(expired.values_list("receiving_mx_hostname", flat=True)) == {"mx2.demo-shop.example"}
     assert len({failure.report.begin for failure in expired}) == 5
     assert "60 SMTP TLS reports for demo-shop.example (30 days): 60 stored, 0 duplicates, 0 refused." in loaded
+
+
+def test_it_stores_failure_samples_of_the_shop_spoofers_and_the_newsletter_dkim_break(loaded):
+    from reports.models import FailureSample
+
+    shop = FailureSample.objects.filter(domain__name="demo-shop.example")
+    news = FailureSample.objects.filter(domain__name="demo-news.example")
+    assert shop.exists() and set(shop.values_list("dkim_selector", flat=True)) == {""}
+    assert all(ip.startswith("203.0.113.") for ip in shop.values_list("source_ip", flat=True))
+    assert set(news.values_list("dkim_selector", flat=True)) == {"k2"} and news.count() == 5
+    assert re.search(r"(\d+) failure reports \(10 days\): \1 stored, 0 duplicates, 0 refused\.", loaded)
 
 
 def test_it_prints_what_it_did_and_where_to_look(loaded):

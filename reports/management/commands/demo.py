@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.management import demo, demotls
+from reports.management import demo, demofailures, demotls
 
 
 class Command(BaseCommand):
@@ -23,6 +23,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Loading {demo.DAYS} days of demo reports; this takes 10 to 30 seconds...")
             summary = demo.load_demo(owner=owner)
             tls_stored, tls_duplicates, tls_refusals = demotls.load_tls(summary.organization, demo.utc_today())
+            failures = demofailures.load_failures(summary.organization, demo.utc_today())
         except demo.DemoError as exc:
             raise CommandError(str(exc)) from exc
         s = summary
@@ -42,6 +43,14 @@ class Command(BaseCommand):
         )
         for refusal in tls_refusals[:5]:
             self.stdout.write(f"  refused: {refusal}")
+        stored, duplicates, refusals = failures
+        self.stdout.write(
+            f"{stored + duplicates + len(refusals)} failure reports ({demofailures.DAYS} days): {stored} stored, "
+            f"{duplicates} duplicates, {len(refusals)} refused."
+        )
+        for refusal in refusals[:5]:
+            self.stdout.write(f"  refused: {refusal}")
+        tls_refusals = tls_refusals + refusals
         self.stdout.write(
             f"{s.source_ips} source IPs looked up (demo DNS), {s.named_ips} named: {', '.join(s.senders)}."
         )
