@@ -782,6 +782,22 @@ def authorise(own: dict[str, Sender]) -> None:
             DomainSender.objects.get_or_create(domain=domain, sender=sender, defaults={"authorised": True})
 
 
+def ingest_demo(reports: Iterator[DemoReport], organization: Organization) -> tuple[int, int, list[str]]:
+    """Ingest demo reports of another kind (TLS, failure) for ``organization``: (stored, duplicates, refusals)."""
+    stored = duplicates = 0
+    refusals = []
+    for report in reports:
+        result = ingest_bytes(report.data, source=Intake.Channel.CLI, name=report.name, organization=organization)
+        for outcome in result.outcomes:
+            if outcome.status == "stored":
+                stored += 1
+            elif outcome.status == "duplicate":
+                duplicates += 1
+            else:
+                refusals.append(f"{outcome.name}: {outcome.reason}")
+    return stored, duplicates, refusals
+
+
 def utc_today() -> date:
     return timezone.now().astimezone(UTC).date()
 

@@ -13,9 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from reports.intake.pipeline import ingest_bytes
-from reports.management.demo import NEWS, SHOP, SPOOF, DemoReport, sources_by_ip
-from reports.models import Intake, Organization
+from reports.management.demo import NEWS, SHOP, SPOOF, DemoReport, ingest_demo, sources_by_ip
+from reports.models import Organization
 
 DAYS = 10
 RECEIVER = "mx.receiver.example"
@@ -83,15 +82,4 @@ def demo_failure_reports(today: date) -> Iterator[DemoReport]:
 
 def load_failures(organization: Organization, today: date) -> tuple[int, int, list[str]]:
     """Ingest the demo failure reports for ``organization``: (stored, duplicates, refusals)."""
-    stored = duplicates = 0
-    refusals = []
-    for report in demo_failure_reports(today):
-        result = ingest_bytes(report.data, source=Intake.Channel.CLI, name=report.name, organization=organization)
-        for outcome in result.outcomes:
-            if outcome.status == "stored":
-                stored += 1
-            elif outcome.status == "duplicate":
-                duplicates += 1
-            else:
-                refusals.append(f"{outcome.name}: {outcome.reason}")
-    return stored, duplicates, refusals
+    return ingest_demo(demo_failure_reports(today), organization)

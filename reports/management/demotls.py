@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 
-from reports.intake.pipeline import ingest_bytes
-from reports.management.demo import SHOP, DemoReport
-from reports.models import Intake, Organization
+from reports.management.demo import SHOP, DemoReport, ingest_demo
+from reports.models import Organization
 
 DAYS = 30
 MX = ("mx1.demo-shop.example", "mx2.demo-shop.example")
@@ -117,15 +116,4 @@ def demo_tls_reports(today: date) -> Iterator[DemoReport]:
 
 def load_tls(organization: Organization, today: date) -> tuple[int, int, list[str]]:
     """Ingest the demo TLS reports for ``organization``: (stored, duplicates, refusals)."""
-    stored = duplicates = 0
-    refusals = []
-    for report in demo_tls_reports(today):
-        result = ingest_bytes(report.data, source=Intake.Channel.CLI, name=report.name, organization=organization)
-        for outcome in result.outcomes:
-            if outcome.status == "stored":
-                stored += 1
-            elif outcome.status == "duplicate":
-                duplicates += 1
-            else:
-                refusals.append(f"{outcome.name}: {outcome.reason}")
-    return stored, duplicates, refusals
+    return ingest_demo(demo_tls_reports(today), organization)
