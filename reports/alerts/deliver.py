@@ -5,6 +5,8 @@
 2. ``send_due`` claims each due email with a conditional update (so two workers never send
    the same one), sends it, and marks it sent; an SMTP failure puts it back with a later
    attempt time, so it is retried with backoff and never lost.
+3. Alert channels (Slack, Teams, webhooks: ``reports.alerts.channels``) ride the same cycle: ``queue``
+   records their deliveries beside the emails and ``send_due`` posts the due ones first.
 """
 
 import datetime
@@ -17,6 +19,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from reports.alerts import channels
 from reports.dashboard import stats
 from reports.lib import stages
 from reports.models import AlertEmail, AlertEvent, AlertMute, AlertSubscription, Domain, Membership, PolicyPlan
@@ -66,12 +69,14 @@ def queue(events: list[AlertEvent], now: datetime.datetime | None = None) -> lis
             email = AlertEmail.objects.create(user=user, next_attempt_at=now)
             email.events.set(user_events)
             emails.append(email)
+    channels.queue(events, now)
     return emails
 
 
 def send_due(now: datetime.datetime | None = None) -> int:
     """Send every email whose time has come; return how many went out."""
     now = now or timezone.now()
+    posted = channels.send_due(now)  # first: a channel found gone queues its owners' emails, sent below
     due = AlertEmail.objects.filter(
         Q(status=AlertEmail.Status.PENDING, next_attempt_at__lte=now)
         | Q(status=AlertEmail.Status.SENDING, next_attempt_at__lte=now - STUCK)
@@ -84,7 +89,7 @@ def send_due(now: datetime.datetime | None = None) -> int:
         if not claimed:
             continue  # another worker has it
         email = AlertEmail.objects.select_related("user").get(pk=pk)
-        if email.kind == AlertEmail.Kind.EVENTS and _hold(email, now):
+        if email.kind == AlertEmail.Kind.EVENTS and not email.key and _hold(email, now):
             continue
         try:
             message(email).send()
@@ -103,7 +108,7 @@ def send_due(now: datetime.datetime | None = None) -> int:
             status=AlertEmail.Status.SENT, sent_at=timezone.now(), attempts=email.attempts + 1
         )
         sent += 1
-    return sent
+    return sent + posted
 
 
 def _hold(email: AlertEmail, now: datetime.datetime) -> bool:
@@ -131,6 +136,11 @@ def _hold(email: AlertEmail, now: datetime.datetime) -> bool:
 def message(email: AlertEmail) -> EmailMultiAlternatives:
     """The email, text and HTML. Report strings appear only in the bodies, escaped in HTML;
     the subject is built from our own words and the domain names, which we validated."""
+    channel = channels.gone_channel(email)
+    if channel is not None:
+        context = {"channel": channel, "user": email.user, "site": settings.SITE_URL.rstrip("/")}
+        subject = f"[dmarcdash] Alert channel {' '.join(channel.name.split())} was disabled"
+        return _mail(email, subject, "org/channel_gone_email", context)
     if email.kind == AlertEmail.Kind.DIGEST:
         context = digest_context(email.user, email.created_at)
         subject = f"[dmarcdash] Your week: {context['week'].start} to {context['week'].end}"

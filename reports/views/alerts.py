@@ -9,7 +9,9 @@ from django.views.decorators.http import require_POST
 
 from reports.alerts import triage
 from reports.dashboard.stats import PAGE_SIZE
-from reports.models import AlertEvent, Membership, Organization
+from reports.models import AlertEvent, ChannelDelivery, Membership, Organization
+
+RECENT_DELIVERIES = 10  # posts to alert channels (Slack, Teams, webhooks) shown below the events
 
 
 def visible_events(user):
@@ -34,6 +36,11 @@ def alert_list(request):
             "page": Paginator(events, PAGE_SIZE).get_page(request.GET.get("page")),
             "states": AlertEvent.State.choices,
             "mute_days": triage.MUTE_DAYS,
+            "deliveries": ChannelDelivery.objects.filter(
+                channel__organization__in=Organization.objects.for_user(request.user)
+            )
+            .select_related("channel__organization")
+            .prefetch_related("events")[:RECENT_DELIVERIES],
         },
     )
 
