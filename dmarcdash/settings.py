@@ -393,6 +393,15 @@ RECORD_RETENTION_SLACK_DAYS = envint("RECORD_RETENTION_SLACK_DAYS", 0)
 METRICS_TOKEN = envstr("METRICS_TOKEN")
 # A mailbox whose polls keep failing for this long raises an alert (one per outage).
 MAILBOX_ALERT_MINUTES = envint("MAILBOX_ALERT_MINUTES", 60, minimum=1)
+# OAuth2 mailboxes (XOAUTH2): the providers' token endpoints, settings so sovereign clouds and tests can
+# point elsewhere. {tenant} is the mailbox's Microsoft Entra tenant.
+MICROSOFT_LOGIN = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0"
+OAUTH_MICROSOFT_TOKEN_URL = envstr("OAUTH_MICROSOFT_TOKEN_URL", f"{MICROSOFT_LOGIN}/token")
+OAUTH_GOOGLE_TOKEN_URL = envstr("OAUTH_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")
+# Where "Connect with Microsoft/Google" sends the person who consents (delegated access); the provider sends
+# them back to SITE_URL + /oauth/callback/, the redirect URI to register with the application.
+OAUTH_MICROSOFT_AUTHORIZE_URL = envstr("OAUTH_MICROSOFT_AUTHORIZE_URL", f"{MICROSOFT_LOGIN}/authorize")
+OAUTH_GOOGLE_AUTHORIZE_URL = envstr("OAUTH_GOOGLE_AUTHORIZE_URL", "https://accounts.google.com/o/oauth2/v2/auth")
 # How often the published DMARC record of each domain is looked up, to alert when it changes.
 DNS_CHECK_HOURS = envint("DNS_CHECK_HOURS", 24, minimum=1)
 

@@ -22,7 +22,7 @@ from django.utils.html import format_html
 
 from reports.alerts import triage
 from reports.enrichment import ip_lookup
-from reports.intake import claims, pipeline, rollups
+from reports.intake import claims, oauth, pipeline, rollups
 from reports.intake.imap import plain_refusal, poll
 from reports.models import (
     AlertEmail,
@@ -465,34 +465,80 @@ class IntakeAdmin(ReadOnlyAdmin):
 
 
 class MailboxForm(forms.ModelForm):
-    """The password is write-only: typed here, stored encrypted, never shown back."""
+    """The password and the OAuth2 secrets are write-only: typed here, stored encrypted, never shown back.
+    An OAuth2 mailbox (``auth``) needs no password; delegated access gets its refresh token from "Connect"
+    on the organization's mailbox page (or ``manage.py mailbox``)."""
 
     password = forms.CharField(
         required=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="leave empty to keep the stored password; or use an environment variable below",
     )
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="OAuth2 client secret; stored encrypted; leave empty to keep the stored one",
+    )
+    oauth_token_url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https", help_text="token endpoint; empty for the provider's"
+    )
+    private_key = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="OAuth2 service account private key (PEM); stored encrypted; leave empty to keep the stored one",
+    )
 
     class Meta:
         model = Mailbox
         fields = [
             "organization", "name", "host", "port", "security", "username", "password", "password_env", "ca_file",
-            "folder", "processed_folder", "invalid_folder", "poll_interval", "enabled", "use_idle",
+            "folder", "processed_folder", "invalid_folder", "poll_interval", "enabled", "use_idle", "auth",
+            "oauth_provider", "oauth_tenant", "oauth_token_url", "oauth_client_id", "client_secret", "private_key",
+            "oauth_scope",
         ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["auth"].required = False  # left out: a password, as before OAuth2
 
     def clean(self):
         cleaned = super().clean()
         if refusal := plain_refusal(cleaned.get("security", ""), cleaned.get("host", "")):
             raise forms.ValidationError(f"{refusal}; use TLS or STARTTLS")
-        has_secret = cleaned.get("password") or cleaned.get("password_env") or self.instance.password_encrypted
-        if not has_secret:
-            raise forms.ValidationError("give a password or the environment variable that holds it")
+        auth = cleaned["auth"] = cleaned.get("auth") or Mailbox.Auth.PASSWORD
+        if auth == Mailbox.Auth.PASSWORD:
+            has_secret = cleaned.get("password") or cleaned.get("password_env") or self.instance.password_encrypted
+            if not has_secret:
+                raise forms.ValidationError("give a password or the environment variable that holds it")
+            return cleaned
+        if not cleaned.get("oauth_client_id"):
+            self.add_error("oauth_client_id", "an OAuth2 mailbox needs its client id (or service account e-mail)")
+        if (url := cleaned.get("oauth_token_url")) and (refusal := oauth.url_refusal(url)):
+            self.add_error("oauth_token_url", refusal)
+        if not cleaned.get("oauth_provider"):
+            self.add_error("oauth_provider", "choose the provider (Other needs a token URL)")
+        elif cleaned["oauth_provider"] == Mailbox.OAuthProvider.CUSTOM and not cleaned.get("oauth_token_url"):
+            self.add_error("oauth_token_url", "a mailbox of another provider needs its token URL")
+        if auth == Mailbox.Auth.CLIENT_CREDENTIALS and not (
+            cleaned.get("client_secret") or self.instance.oauth_client_secret_encrypted
+        ):
+            self.add_error("client_secret", "app-only access needs the client secret")
+        if auth == Mailbox.Auth.JWT_BEARER and not (
+            cleaned.get("private_key") or self.instance.oauth_private_key_encrypted
+        ):
+            self.add_error("private_key", "a service account needs its private key")
         return cleaned
 
     def save(self, commit=True):
         mailbox = super().save(commit=False)
         if self.cleaned_data.get("password"):
             mailbox.password_encrypted = encrypt(self.cleaned_data["password"])
+        if mailbox.uses_oauth:
+            oauth.set_secrets(
+                mailbox,
+                client_secret=self.cleaned_data.get("client_secret") or None,
+                private_key=self.cleaned_data.get("private_key") or None,
+            )
         if commit:
             mailbox.save()
         return mailbox

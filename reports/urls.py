@@ -4,6 +4,7 @@ from reports.views import (
     account,
     alerts,
     api,
+    channels,
     dashboard,
     domains,
     exports,
@@ -12,6 +13,7 @@ from reports.views import (
     inventory,
     members,
     mtasts,
+    oauthconnect,
     ops,
     organizations,
     orgsettings,
@@ -41,5 +43,7 @@ urlpatterns = [
     *tls.urlpatterns,
     *mtasts.urlpatterns,
     *tlsrpt.urlpatterns,
+    *oauthconnect.urlpatterns,
     *failures.urlpatterns,
+    *channels.urlpatterns,
 ]

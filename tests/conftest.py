@@ -10,6 +10,7 @@ from tests.support.paths import CORPUS
 # Servers, browsers and the shared cast (tests/support): their fixtures are every test's.
 pytest_plugins = [
     "tests.support.dnsserver",
+    "tests.support.oauthserver",
     "tests.support.dovecot",
     "tests.support.smtpserver",
     "tests.support.browser",
@@ -18,6 +19,7 @@ pytest_plugins = [
     "tests.support.testca",
     "tests.support.httpsserver",
     "tests.support.starttlsserver",
+    "tests.support.webhookserver",
 ]
 
 

@@ -11,7 +11,7 @@ to fail, reports that stopped and a failing mailbox are events too.
 import datetime
 
 from django.conf import settings
-from django.db.models import Max, Min, Sum
+from django.db.models import Max, Min, Q, Sum
 from django.utils import timezone
 
 from reports.enrichment import verdicts
@@ -254,19 +254,36 @@ def reports_stopped(now: datetime.datetime | None = None) -> list[AlertEvent]:
 
 
 def mailbox_failing(now: datetime.datetime | None = None) -> list[AlertEvent]:
-    """Mailboxes whose polls have failed for longer than MAILBOX_ALERT_MINUTES: one event per outage."""
+    """Mailboxes whose polls have failed for longer than MAILBOX_ALERT_MINUTES, and at once those whose OAuth2
+    grant was refused (revoked consent, an expired secret: waiting changes nothing): one event per outage."""
     now = now or timezone.now()
     after = datetime.timedelta(minutes=settings.MAILBOX_ALERT_MINUTES)
+    failing = Mailbox.objects.filter(enabled=True, failing_since__isnull=False).filter(
+        Q(failing_since__lte=now - after) | ~Q(oauth_error="")
+    )
     created = []
-    for mailbox in Mailbox.objects.filter(enabled=True, failing_since__lte=now - after).select_related("organization"):
-        minutes = int((now - mailbox.failing_since).total_seconds() // 60)
+    for mailbox in failing.select_related("organization"):
+        minutes = max(int((now - mailbox.failing_since).total_seconds() // 60), 0)
+        if mailbox.oauth_error:
+            title = f"Mailbox {mailbox.name} stopped: its OAuth2 sign-in was refused"
+            note = (
+                f"The token endpoint refused the mailbox's grant: {mailbox.oauth_error[:300]}. Polling has stopped. "
+                "To fix it, reconnect the mailbox: open it in the organization's Mailboxes, then click Connect "
+                "again (delegated access) or enter a new client secret or private key (app-only, service account). "
+                "Reports wait on the server until then."
+            )
+        else:
+            title = f"Mailbox {mailbox.name} has failed to poll for {minutes} minutes"
+            note = (
+                f"{mailbox.failures} polls in a row failed since {mailbox.failing_since:%Y-%m-%d %H:%M} UTC. "
+                f"The last error: {mailbox.last_error[:300]}. Reports wait on the server until it is fixed."
+            )
         event, new = AlertEvent.raise_once(
             None,
             AlertEvent.Kind.MAILBOX_FAILING,
             f"mailbox:{mailbox.pk}:{mailbox.failing_since.isoformat()}",
-            f"Mailbox {mailbox.name} has failed to poll for {minutes} minutes",
-            f"{mailbox.failures} polls in a row failed since {mailbox.failing_since:%Y-%m-%d %H:%M} UTC. "
-            f"The last error: {mailbox.last_error[:300]}. Reports wait on the server until it is fixed.",
+            title,
+            note,
             organization=mailbox.organization,
         )
         if new:

@@ -27,8 +27,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 
+from reports.intake import oauth
 from reports.intake.pipeline import ingest_message, record_messages
 from reports.lib.parsing.limits import human_bytes
 from reports.models import Intake, Mailbox
@@ -113,19 +114,70 @@ def tls_context(mailbox: Mailbox) -> ssl.SSLContext:
         raise MailboxError(f"cannot load CA file {mailbox.ca_file!r}: {exc}") from exc
 
 
+def _open(mailbox: Mailbox) -> imapclient.IMAPClient:
+    if mailbox.security == Mailbox.Security.TLS:
+        return imapclient.IMAPClient(
+            mailbox.host, port=mailbox.port, ssl=True, ssl_context=tls_context(mailbox), timeout=TIMEOUT
+        )
+    client = imapclient.IMAPClient(mailbox.host, port=mailbox.port, ssl=False, timeout=TIMEOUT)
+    if mailbox.security == Mailbox.Security.STARTTLS:
+        client.starttls(tls_context(mailbox))
+    return client
+
+
+def _token(mailbox: Mailbox, rejected: str = "") -> str:
+    try:
+        return oauth.access_token(mailbox, rejected)
+    except oauth.OAuthError as exc:
+        raise MailboxError(f"OAuth: {exc}") from exc
+
+
+def _shut(client: imapclient.IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except (IMAPClientError, OSError):
+        pass
+
+
+def _dial(mailbox: Mailbox):
+    """Connect and log in (password or XOAUTH2); errors are raised as they come."""
+    if not mailbox.uses_oauth:
+        client = _open(mailbox)
+        client.login(mailbox.username, password(mailbox))
+        return client
+    token = _token(mailbox)  # before dialling: a mailbox whose grant is gone does not touch the server
+    client = _open(mailbox)
+    try:
+        client.oauth2_login(mailbox.username, token)
+        return client
+    except LoginError:
+        _shut(client)
+    except BaseException:
+        _shut(client)
+        raise
+    # The server refused a token we thought valid (revoked early, or clocks differ): one new token,
+    # one more try, on a new connection.
+    token = _token(mailbox, rejected=token)
+    client = _open(mailbox)
+    try:
+        client.oauth2_login(mailbox.username, token)
+    except LoginError as exc:
+        _shut(client)
+        raise MailboxError(
+            f"{mailbox.host} refused the XOAUTH2 login for {mailbox.username} with a new access token ({exc}); "
+            "check that the application has access to this mailbox and that IMAP is enabled for it"
+        ) from exc
+    except BaseException:
+        _shut(client)
+        raise
+    return client
+
+
 def connect(mailbox: Mailbox) -> imapclient.IMAPClient:
     if refusal := plain_refusal(mailbox.security, mailbox.host) or netguard.refusal(mailbox.host, mailbox.port):
         raise MailboxError(refusal)
     try:
-        if mailbox.security == Mailbox.Security.TLS:
-            client = imapclient.IMAPClient(
-                mailbox.host, port=mailbox.port, ssl=True, ssl_context=tls_context(mailbox), timeout=TIMEOUT
-            )
-        else:
-            client = imapclient.IMAPClient(mailbox.host, port=mailbox.port, ssl=False, timeout=TIMEOUT)
-            if mailbox.security == Mailbox.Security.STARTTLS:
-                client.starttls(tls_context(mailbox))
-        client.login(mailbox.username, password(mailbox))
+        client = _dial(mailbox)
     except MailboxError:
         raise
     except ssl.SSLError as exc:

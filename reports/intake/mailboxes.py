@@ -16,7 +16,8 @@ from reports.tenancy import audit, organizations
 # What the audit log keeps of a mailbox: everything but the password (and where it is kept).
 AUDITED_FIELDS = [
     "name", "host", "port", "security", "username", "folder", "processed_folder", "invalid_folder",
-    "poll_interval", "enabled", "use_idle",
+    "poll_interval", "enabled", "use_idle", "auth", "oauth_provider", "oauth_tenant", "oauth_token_url",
+    "oauth_client_id", "oauth_scope",
 ]  # fmt: skip
 
 
@@ -33,7 +34,7 @@ def add(save: Callable[[], Mailbox], actor) -> Mailbox:
             mailbox.organization,
             "mailbox.added",
             mailbox.name,
-            after={**snapshot(mailbox), "password set": True},
+            after={**snapshot(mailbox), ("OAuth secrets set" if mailbox.uses_oauth else "password set"): True},
         )
     return mailbox
 
@@ -77,7 +78,8 @@ def delete(mailbox: Mailbox, actor) -> None:
 def check_connection(mailbox: Mailbox) -> tuple[bool, str]:
     """Log in and select the folder, as a poll would, without fetching or moving anything."""
     try:
-        imap.password(mailbox)  # a missing password is said before anything is dialled
+        if not mailbox.uses_oauth:
+            imap.password(mailbox)  # a missing password is said before anything is dialled
         client = imap.connect(mailbox)
     except MailboxError as exc:
         return False, str(exc)

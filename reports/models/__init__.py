@@ -5,6 +5,7 @@ Times are stored in UTC. Every count of mail is a count of messages (the sum of
 """
 
 from .alerts import AlertEmail, AlertEvent, AlertMute, AlertSubscription
+from .channels import AlertChannel, ChannelDelivery
 from .failures import FailureSample
 from .intake import Intake, Mailbox, Record, Report
 from .mtasts import MtaStsEvent, MtaStsPlan
@@ -22,12 +23,14 @@ __all__ = [
     "SPF_ALIGNED",
     "SOURCE_DIMENSIONS",
     "TOTAL_DIMENSIONS",
+    "AlertChannel",
     "AlertEmail",
     "AlertEvent",
     "AlertMute",
     "AlertSubscription",
     "ApiToken",
     "AuditEntry",
+    "ChannelDelivery",
     "DailyDkim",
     "DailySource",
     "DailyTotal",

@@ -27,6 +27,17 @@ class Mailbox(models.Model):
         STARTTLS = "starttls", "STARTTLS"
         PLAIN = "plain", "Plain (loopback addresses only)"
 
+    class Auth(models.TextChoices):
+        PASSWORD = "password", "Password"
+        CLIENT_CREDENTIALS = "oauth2-client-credentials", "OAuth2 app-only (client credentials)"
+        REFRESH_TOKEN = "oauth2-refresh-token", "OAuth2 delegated (refresh token)"
+        JWT_BEARER = "oauth2-jwt-bearer", "OAuth2 service account (JWT bearer, domain-wide delegation)"
+
+    class OAuthProvider(models.TextChoices):
+        MICROSOFT = "microsoft", "Microsoft 365"
+        GOOGLE = "google", "Google Workspace"
+        CUSTOM = "custom", "Other (token URL given)"
+
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="mailboxes")
     name = models.CharField(max_length=100)
     host = models.CharField(max_length=253)
@@ -62,6 +73,28 @@ class Mailbox(models.Model):
     lease_token = models.CharField(max_length=32, blank=True, editable=False)
     leased_until = models.DateTimeField(null=True, blank=True, editable=False)
 
+    # OAuth2 (IMAP with SASL XOAUTH2): every secret is write-only and encrypted like the password.
+    auth = models.CharField(max_length=30, choices=Auth.choices, default=Auth.PASSWORD)
+    oauth_provider = models.CharField(max_length=10, choices=OAuthProvider.choices, blank=True)
+    oauth_tenant = models.CharField(
+        max_length=100, blank=True, help_text="Microsoft Entra tenant (id or domain) for the default token URL"
+    )
+    oauth_token_url = models.URLField(
+        max_length=500, blank=True, help_text="token endpoint; empty for the provider's (settings)"
+    )
+    oauth_client_id = models.CharField(
+        max_length=500, blank=True, help_text="application (client) id, or the service account's e-mail"
+    )
+    oauth_client_secret_encrypted = models.TextField(blank=True, editable=False)
+    oauth_private_key_encrypted = models.TextField(blank=True, editable=False)
+    oauth_refresh_token_encrypted = models.TextField(blank=True, editable=False)
+    oauth_scope = models.CharField(max_length=500, blank=True, help_text="empty for the provider's IMAP scope")
+    oauth_access_token_encrypted = models.TextField(blank=True, editable=False)
+    oauth_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    oauth_error = models.TextField(
+        blank=True, editable=False, help_text="why the token endpoint refused; polls stop until the mailbox is fixed"
+    )
+
     objects = MailboxQuerySet.as_manager()
 
     class Meta:
@@ -70,6 +103,10 @@ class Mailbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.username}@{self.host})"
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth != self.Auth.PASSWORD
 
 
 class IntakeQuerySet(models.QuerySet):

@@ -2,7 +2,10 @@
 (the Django admin has its own, for operators)."""
 
 from django import forms
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
 
+from reports.intake import oauth
 from reports.intake.imap import plain_refusal
 from reports.models import ApiToken, Mailbox, Membership, Organization
 from reports.tenancy import netguard, organizations
@@ -91,24 +94,75 @@ class OrganizationSettingsForm(forms.ModelForm):
 
 
 class MailboxForm(forms.ModelForm):
-    """A mailbox of the organization. The password is write-only and stored encrypted.
+    """A mailbox of the organization, and how it logs in: a password, or OAuth2 (Microsoft 365 app-only or
+    delegated, a Google Workspace service account or delegated access). Every secret (password, client
+    secret, private key, refresh token) is write-only and stored encrypted; an empty field keeps it.
 
     Members name neither an environment variable nor a CA file: both would let a tenant read
     what is on the server (a variable's value would be sent as the password to a server of
     their choosing).
     """
 
-    # What a stored password is sent to: changing any of these asks for the password again,
-    # so an admin cannot redirect a password someone else entered to a server of their own.
+    # What a stored password or token is sent to: changing any of these asks for the secret again,
+    # so an admin cannot redirect a secret someone else entered to a server of their own.
     SERVER_FIELDS = ("host", "port", "security", "username")
+    # Where a stored client secret or private key is sent (with the server fields).
+    TOKEN_FIELDS = ("sign_in", "oauth_tenant", "oauth_token_url", "oauth_client_id")
 
+    # sign_in value -> (provider, auth)
+    SIGN_INS = {
+        "password": ("", Mailbox.Auth.PASSWORD),
+        "microsoft-app": (Mailbox.OAuthProvider.MICROSOFT, Mailbox.Auth.CLIENT_CREDENTIALS),
+        "microsoft-delegated": (Mailbox.OAuthProvider.MICROSOFT, Mailbox.Auth.REFRESH_TOKEN),
+        "google-service": (Mailbox.OAuthProvider.GOOGLE, Mailbox.Auth.JWT_BEARER),
+        "google-delegated": (Mailbox.OAuthProvider.GOOGLE, Mailbox.Auth.REFRESH_TOKEN),
+    }
+    DELEGATED = ("microsoft-delegated", "google-delegated")
+
+    sign_in = forms.ChoiceField(
+        label="Sign-in",
+        choices=[
+            ("password", "Password"),
+            ("microsoft-app", "Microsoft 365: app-only access (client credentials)"),
+            ("microsoft-delegated", "Microsoft 365: delegated access (Connect with Microsoft)"),
+            ("google-service", "Google Workspace: service account with domain-wide delegation"),
+            ("google-delegated", "Google Workspace: delegated access (Connect with Google)"),
+        ],
+        initial="password",
+        required=False,
+        help_text="how the poller logs in to the mailbox (OAuth2 logs in with IMAP XOAUTH2)",
+    )
     password = forms.CharField(
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="stored encrypted and never shown again; leave empty to keep the current one",
     )
+    client_secret = forms.CharField(
+        label="Client secret",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Microsoft 365 app-only, or a delegated application's secret; stored encrypted and never "
+        "shown again; leave empty to keep the current one",
+    )
+    private_key = forms.CharField(
+        label="Service account private key (PEM)",
+        required=False,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Google service account: the private_key of its JSON key file, -----BEGIN PRIVATE KEY----- "
+        "included; stored encrypted and never shown again; leave empty to keep the current one",
+    )
 
+    oauth_token_url = forms.URLField(
+        label="Token URL",
+        required=False,
+        max_length=500,
+        assume_scheme="https",
+        help_text="custom endpoints (sovereign clouds, tests): the token URL; the authorization URL is the same "
+        "URL ending in /authorize. Empty for the provider's",
+    )
     port = forms.IntegerField(min_value=1, max_value=65535, initial=993)
     # A tenant must not make the poller hammer a server (or this one).
     poll_interval = forms.IntegerField(
@@ -118,17 +172,53 @@ class MailboxForm(forms.ModelForm):
     class Meta:
         model = Mailbox
         fields = [
-            "name", "host", "port", "security", "username", "password", "folder", "processed_folder",
-            "invalid_folder", "poll_interval", "enabled", "use_idle",
+            "name", "host", "port", "security", "username", "sign_in", "password", "oauth_tenant",
+            "oauth_client_id", "client_secret", "private_key", "oauth_token_url", "oauth_scope", "folder",
+            "processed_folder", "invalid_folder", "poll_interval", "enabled", "use_idle",
         ]  # fmt: skip
+        labels = {
+            "username": "User (the mailbox address)",
+            "oauth_tenant": "Microsoft Entra tenant",
+            "oauth_client_id": "Client id",
+            "oauth_token_url": "Token URL",
+            "oauth_scope": "Scope",
+        }
+        help_texts = {
+            "username": "the login name; for OAuth2 the mailbox's address (a Google service account acts as it)",
+            "oauth_tenant": "Microsoft 365: the tenant id or domain (contoso.onmicrosoft.com); 'organizations' "
+            "for delegated access from any tenant",
+            "oauth_client_id": "the application (client) id; for a Google service account its client e-mail or "
+            "client id",
+            "oauth_token_url": "custom endpoints (sovereign clouds, tests): the token URL; the authorization URL "
+            "is the same URL ending in /authorize. Empty for the provider's",
+            "oauth_scope": "empty for the provider's IMAP scope",
+        }
 
     def __init__(self, *args, organization: Organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.organization = organization
-        if self.instance.pk is None:
-            self.instance.organization = organization
-            self.fields["password"].required = True
+        instance = self.instance
+        if instance.pk is None:
+            instance.organization = organization
             self.fields["password"].help_text = "stored encrypted and never shown again"
+        else:
+            self.fields["sign_in"].initial = self.sign_in_of(instance)
+
+    @classmethod
+    def sign_in_of(cls, mailbox: Mailbox) -> str:
+        for value, (provider, auth) in cls.SIGN_INS.items():
+            if mailbox.auth == auth and (mailbox.oauth_provider == provider or not provider):
+                return value
+        # A mailbox of another provider (added with manage.py mailbox): the same kind of access.
+        return {
+            Mailbox.Auth.CLIENT_CREDENTIALS: "microsoft-app",
+            Mailbox.Auth.REFRESH_TOKEN: "microsoft-delegated",
+            Mailbox.Auth.JWT_BEARER: "google-service",
+        }.get(mailbox.auth, "password")
+
+    def clean_sign_in(self):
+        # Left out (a script posting the fields it knew before OAuth2): as it is.
+        return self.cleaned_data["sign_in"] or (self.sign_in_of(self.instance) if self.instance.pk else "password")
 
     def clean_host(self):
         host = self.cleaned_data["host"].strip().lower().rstrip(".")
@@ -143,8 +233,39 @@ class MailboxForm(forms.ModelForm):
             raise forms.ValidationError("another mailbox of this organization has this name")
         return name
 
+    def clean_oauth_tenant(self):
+        tenant = self.cleaned_data["oauth_tenant"].strip()
+        if tenant and not all(character.isalnum() or character in ".-_" for character in tenant):
+            raise forms.ValidationError("a tenant id (a GUID) or domain, such as contoso.onmicrosoft.com")
+        return tenant
+
+    def clean_oauth_token_url(self):
+        url = self.cleaned_data["oauth_token_url"].strip()
+        if url and (refusal := oauth.url_refusal(url)):
+            raise forms.ValidationError(refusal)
+        return url
+
+    def clean_private_key(self):
+        key = self.cleaned_data["private_key"]
+        if key:
+            try:
+                RSAKey.import_key(key)
+            except (JoseError, ValueError, TypeError):
+                raise forms.ValidationError(
+                    "not an RSA private key in PEM form: paste the private_key of the service account's JSON "
+                    "key file, from -----BEGIN PRIVATE KEY----- to -----END PRIVATE KEY-----"
+                ) from None
+            if "PRIVATE KEY" not in key:
+                raise forms.ValidationError("this is a public key: paste the service account's private key")
+        return key
+
     def server_changed(self) -> bool:
         return self.instance.pk is not None and any(name in self.changed_data for name in self.SERVER_FIELDS)
+
+    def token_changed(self) -> bool:
+        return self.instance.pk is not None and (
+            self.server_changed() or any(name in self.changed_data for name in self.TOKEN_FIELDS)
+        )
 
     def clean(self):
         cleaned = super().clean()
@@ -156,16 +277,92 @@ class MailboxForm(forms.ModelForm):
             and (refusal := netguard.refusal(cleaned["host"], cleaned["port"]))
         ):
             self.add_error("host", refusal)
-        if self.server_changed() and not cleaned.get("password"):
-            self.add_error("password", "enter the password again: the server or user changed")
+        sign_in = cleaned.get("sign_in")
+        if sign_in == "password":
+            self._clean_password(cleaned)
+        elif sign_in:
+            self._clean_oauth(sign_in, cleaned)
         return cleaned
 
+    def _clean_password(self, cleaned) -> None:
+        instance = self.instance
+        if cleaned.get("password"):
+            return
+        if instance.pk is None or instance.uses_oauth:
+            self.add_error("password", "This field is required: enter the mailbox's password.")
+        elif self.server_changed():
+            self.add_error("password", "enter the password again: the server or user changed")
+        elif not (instance.password_encrypted or instance.password_env):
+            self.add_error("password", "enter the mailbox's password")
+
+    def _clean_oauth(self, sign_in: str, cleaned) -> None:
+        instance = self.instance
+        provider, auth = self.SIGN_INS[sign_in]
+        if not cleaned.get("oauth_client_id", "").strip():
+            what = "the service account's client e-mail (or id)" if sign_in == "google-service" else "the client id"
+            self.add_error("oauth_client_id", f"enter {what}")
+        if (
+            provider == Mailbox.OAuthProvider.MICROSOFT
+            and not cleaned.get("oauth_tenant")
+            and not cleaned.get("oauth_token_url")
+            and "oauth_token_url" not in self.errors
+        ):
+            self.add_error("oauth_tenant", "enter the Microsoft Entra tenant (or a token URL)")
+        if "@" not in cleaned.get("username", "") and sign_in == "google-service":
+            self.add_error("username", "enter the mailbox's address: the service account acts as this user")
+        # A stored secret is kept only while it goes where it went before.
+        kept = instance.pk is not None and instance.auth == auth and not self.token_changed()
+        if sign_in == "microsoft-app" and not cleaned.get("client_secret"):
+            if not (kept and instance.oauth_client_secret_encrypted):
+                again = " again: the sign-in, tenant, token URL, client id or server changed" if instance.pk else ""
+                self.add_error("client_secret", f"enter the client secret{again}")
+        if sign_in == "google-service" and not cleaned.get("private_key"):
+            if not (kept and instance.oauth_private_key_encrypted):
+                again = " again: the sign-in, token URL, client e-mail or server changed" if instance.pk else ""
+                self.add_error("private_key", f"paste the service account's private key{again}")
+        if sign_in == "google-delegated" and not cleaned.get("client_secret"):
+            if not (kept and instance.oauth_client_secret_encrypted):
+                self.add_error("client_secret", "enter the client secret of the Google OAuth client (type Web)")
+
+    @property
+    def needs_connect(self) -> bool:
+        """Delegated access whose refresh token is not (or no longer) stored: "Connect" comes next."""
+        return self.cleaned_data.get("sign_in") in self.DELEGATED and not (self.instance.oauth_refresh_token_encrypted)
+
     def save(self, commit=True):
+        previous = self.instance.auth if self.instance.pk else None
+        kept = self.instance.pk is not None and not self.token_changed()
         mailbox = super().save(commit=False)
         mailbox.organization = self.organization
-        if self.cleaned_data.get("password"):
-            mailbox.password_encrypted = encrypt(self.cleaned_data["password"])
-            mailbox.password_env = ""  # the password typed here is the one to use
+        sign_in = self.cleaned_data["sign_in"]
+        provider, auth = self.SIGN_INS[sign_in]
+        if (
+            mailbox.oauth_provider == Mailbox.OAuthProvider.CUSTOM
+            and previous == auth
+            and self.cleaned_data.get("oauth_token_url")
+            and self.sign_in_of(mailbox) == sign_in
+        ):
+            provider = Mailbox.OAuthProvider.CUSTOM  # another provider's mailbox stays one
+        mailbox.auth, mailbox.oauth_provider = auth, provider
+        if auth == Mailbox.Auth.PASSWORD:
+            if self.cleaned_data.get("password"):
+                mailbox.password_encrypted = encrypt(self.cleaned_data["password"])
+                mailbox.password_env = ""  # the password typed here is the one to use
+            if previous != auth:
+                oauth.set_secrets(mailbox, client_secret="", private_key="", refresh_token="")
+        else:
+            mailbox.password_encrypted = ""
+            # Secrets that no longer fit go; those typed here replace the stored ones.
+            oauth.set_secrets(
+                mailbox,
+                client_secret=self.cleaned_data.get("client_secret") or (None if kept else ""),
+                private_key=self.cleaned_data.get("private_key") or (None if kept else ""),
+                refresh_token=None if kept and previous == auth else "",
+            )
+            if auth != Mailbox.Auth.JWT_BEARER and not self.cleaned_data.get("private_key"):
+                mailbox.oauth_private_key_encrypted = ""
+            if auth == Mailbox.Auth.JWT_BEARER and not self.cleaned_data.get("client_secret"):
+                mailbox.oauth_client_secret_encrypted = ""
         if commit:
             mailbox.save()
         return mailbox

@@ -11,7 +11,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from reports.dashboard.stats import PAGE_SIZE
@@ -73,9 +73,23 @@ def mailbox_add(request, slug: str):
     form = MailboxForm(request.POST or None, organization=organization)
     if request.method == "POST" and form.is_valid():
         mailbox = mailboxes.add(form.save, request)
-        messages.success(request, f"Mailbox {mailbox.name} added: test the connection before its first poll.")
+        if form.needs_connect:
+            messages.success(request, f"Mailbox {mailbox.name} added: now {_connect_label(mailbox)} to grant access.")
+        else:
+            messages.success(request, f"Mailbox {mailbox.name} added: test the connection before its first poll.")
         return redirect("org-mailbox", slug=organization.slug, mailbox_id=mailbox.pk)
     return render(request, "org/mailbox_form.html", {"organization": organization, "form": form, "mailbox": None})
+
+
+def _connect_label(mailbox: Mailbox) -> str:
+    return "Connect with Google" if mailbox.oauth_provider == Mailbox.OAuthProvider.GOOGLE else "Connect with Microsoft"
+
+
+def _connect_url(organization, mailbox: Mailbox) -> str:
+    """Where "Connect with ..." starts the authorization-code flow ('' for a mailbox without delegated access)."""
+    if mailbox.auth != Mailbox.Auth.REFRESH_TOKEN:
+        return ""
+    return reverse("org-mailbox-oauth-connect", kwargs={"slug": organization.slug, "mailbox_id": mailbox.pk})
 
 
 def _mailbox(request, slug: str, mailbox_id: int):
@@ -88,14 +102,22 @@ def mailbox_edit(request, slug: str, mailbox_id: int):
     organization, mailbox = _mailbox(request, slug, mailbox_id)
     form = MailboxForm(request.POST or None, instance=mailbox, organization=organization)
     if request.method == "POST" and form.is_valid():
-        changed = mailboxes.change(
-            mailbox, form.save, request, password_changed=bool(form.cleaned_data.get("password"))
-        )
+        secrets_typed = any(form.cleaned_data.get(name) for name in ("password", "client_secret", "private_key"))
+        changed = mailboxes.change(mailbox, form.save, request, password_changed=secrets_typed)
         messages.success(request, f"Mailbox {mailbox.name} saved." if changed else "Nothing changed.")
+        if form.needs_connect:
+            label = _connect_label(mailbox)
+            messages.warning(request, f"{mailbox.name} has no refresh token: {label} to grant access.")
         return redirect("org-mailbox", slug=organization.slug, mailbox_id=mailbox.pk)
     if request.method == "POST":
         mailbox.refresh_from_db()  # validation changed the instance: show what is stored
-    context = {"organization": organization, "form": form, "mailbox": mailbox}
+    context = {
+        "organization": organization,
+        "form": form,
+        "mailbox": mailbox,
+        "connect_url": _connect_url(organization, mailbox),
+        "connect_label": _connect_label(mailbox),
+    }
     return render(request, "org/mailbox_form.html", context)
 
 

@@ -58,6 +58,10 @@ NOT_PAGES = {
     "org-mailbox-test": "a POST",
     "org-token-create": "a POST",
     "org-token-revoke": "a POST",
+    "org-channel-add": "a POST from the alert channels page",
+    "org-channel-delete": "a POST",
+    "org-channel-enable": "a POST",
+    "org-channel-test": "a POST",
     "export-dkim": "a CSV download",
     "export-reporters": "a CSV download",
     "export-senders": "a CSV download",
@@ -68,6 +72,8 @@ NOT_PAGES = {
     "export-failures": "a CSV download",
     "failure-raw": "a text download (the failure report as it arrived)",
     "tlsrpt-receive": "where reporters POST TLS reports",
+    "org-mailbox-oauth-connect": "a redirect to the OAuth provider (tests/browser/test_browser_oauth.py follows it)",
+    "oauth-callback": "where the OAuth provider sends the browser back (tests/browser/test_browser_oauth.py)",
 }
 NOT_PAGES |= {f"policy-{action}": "a POST" for action in ("adopt", "check", "health", "move", "recompute", "settings")}
 NOT_PAGES |= {f"mta-sts-{action}": "a POST" for action in ("adopt", "check", "move", "settings")}
@@ -256,6 +262,7 @@ def visit_every_page(sweep: Sweep, app: App, smtp: SmtpServer, page: Page, outsi
         ("org-members", "members/"),
         ("org-mailboxes", "mailboxes/"),
         ("org-tokens", "tokens/"),
+        ("org-channels", "channels/"),
         ("org-settings", "settings/"),
         ("org-audit", "audit/"),
     ):

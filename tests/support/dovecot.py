@@ -7,7 +7,8 @@ switches to the ``dovecot``/``dovenull`` users for its children), which is how t
 
 tests/conftest.py lists it in ``pytest_plugins``, so its fixtures are every test's.
 ``dovecot`` and ``dovecot_without_move`` are session-wide servers (the second one does not advertise MOVE);
-``imap_account`` / ``imap_account_without_move`` give each test a fresh user on them. In tests::
+``dovecot_oauth`` also checks XOAUTH2 tokens at ``oauth_server``'s introspection endpoint (oauthserver.py);
+``imap_account`` / ``imap_account_without_move`` / ``oauth_account`` give each test a fresh user on them. In tests::
 
     def test_something(imap_account):
         uids = append_messages(imap_account, "INBOX", [b"Subject: hi\\r\\n\\r\\nbody\\r\\n"])
@@ -100,6 +101,8 @@ class Dovecot:
     ca_file: Path
     root: Path
     with_move: bool = True
+    # The introspection endpoint of an OAuth server: XOAUTH2/OAUTHBEARER logins are checked there.
+    introspection_url: str = ""
     config_file: Path = field(default=Path(), repr=False)
     users_dir: Path = field(default=Path(), repr=False)
     log_file: Path = field(default=Path(), repr=False)
@@ -212,13 +215,15 @@ def append_messages(account: ImapAccount, folder: str, messages: list[bytes]) ->
     return uids
 
 
-def start_dovecot(root: Path, *, with_move: bool = True) -> Dovecot:
+def start_dovecot(root: Path, *, with_move: bool = True, introspection_url: str = "") -> Dovecot:
     """Start a private Dovecot under ``root`` (an empty or new directory) and wait until it serves IMAP.
 
     ``with_move=False`` makes the server leave MOVE out of its capabilities. Dovecot has no switch to turn the
     command itself off, so a client that sends MOVE anyway still gets it executed; clients that check
     capabilities first (imapclient's ``move()`` does) fall back as they would on a server without MOVE.
-    Must run as root. The server dies with the thread that started it (PR_SET_PDEATHSIG), so a killed test
+    ``introspection_url`` adds the ``oauth2`` passdb: XOAUTH2 and OAUTHBEARER logins are then validated by
+    posting the token there (RFC 7662), while passwords still work for PLAIN and LOGIN. Must run as root.
+    The server dies with the thread that started it (PR_SET_PDEATHSIG), so a killed test
     run leaves no Dovecot behind; call ``stop()`` for an orderly shutdown.
     """
     check_dovecot_available()
@@ -251,6 +256,7 @@ def start_dovecot(root: Path, *, with_move: bool = True) -> Dovecot:
             ca_file=ca_file,
             root=root,
             with_move=with_move,
+            introspection_url=introspection_url,
             config_file=root / "dovecot.conf",
             users_dir=users_dir,
             log_file=root / "dovecot.log",
@@ -283,6 +289,19 @@ def _check_layout(root: Path) -> None:
 def _config(server: Dovecot, *, cert_file: Path, key_file: Path) -> str:
     root = server.root
     capability = "" if server.with_move else f"imap_capability = {CAPABILITIES_WITHOUT_MOVE}\n"
+    mechanisms = "plain login"
+    oauth_passdb = ""
+    if server.introspection_url:
+        mechanisms = "xoauth2 oauthbearer plain login"
+        oauth_conf = root / "dovecot-oauth2.conf.ext"
+        oauth_conf.write_text(_oauth2_config(server.introspection_url))
+        oauth_conf.chmod(0o644)
+        oauth_passdb = f"""
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {oauth_conf}
+}}"""
     return f"""\
 # Written by tests/support/dovecot.py for one test run; nothing here is read from /etc/dovecot.
 protocols = imap
@@ -306,14 +325,14 @@ ssl_cert = <{cert_file}
 ssl_key = <{key_file}
 # Plain LOGIN is allowed on the non-TLS port too (tests use both).
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 # Failed logins are answered quickly: by default Dovecot holds a failure back auth_failure_delay (2s).
 auth_failure_delay = 0
 
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN {server.users_dir}/%u
-}}
+}}{oauth_passdb}
 userdb {{
   driver = static
   args = uid=dovecot gid=dovecot
@@ -348,6 +367,17 @@ service anvil {{
     mode = 0
   }}
 }}
+"""
+
+
+def _oauth2_config(introspection_url: str) -> str:
+    return f"""\
+# The oauth2 passdb: a bearer token is valid when the introspection endpoint says it is active for this user.
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -522,7 +552,7 @@ authorityKeyIdentifier = keyid:always
 # --- pytest fixtures -------------------------------------------------------------------------------------
 
 
-def _server(with_move: bool) -> Iterator[Dovecot]:
+def _server(with_move: bool, introspection_url: str = "") -> Iterator[Dovecot]:
     try:
         check_dovecot_available()
     except DovecotUnavailable as reason:
@@ -530,7 +560,7 @@ def _server(with_move: bool) -> Iterator[Dovecot]:
     # Not pytest's tmp_path: that lives under a 0700 directory the dovecot users cannot enter.
     root = Path(tempfile.mkdtemp(prefix="dovecot-"))
     try:
-        server = start_dovecot(root, with_move=with_move)
+        server = start_dovecot(root, with_move=with_move, introspection_url=introspection_url)
         try:
             yield server
         finally:
@@ -551,6 +581,13 @@ def dovecot_without_move() -> Iterator[Dovecot]:
     yield from _server(with_move=False)
 
 
+@pytest.fixture(scope="session")
+def dovecot_oauth(oauth_server) -> Iterator[Dovecot]:
+    """A session-wide Dovecot with the ``oauth2`` passdb too: XOAUTH2 tokens are checked at the introspection
+    endpoint of ``oauth_server`` (tests/support/oauthserver.py); passwords still work."""
+    yield from _server(with_move=True, introspection_url=oauth_server.introspection_url)
+
+
 @pytest.fixture
 def imap_account(dovecot: Dovecot) -> ImapAccount:
     """A fresh account with a random name and password on the shared ``dovecot``."""
@@ -561,3 +598,9 @@ def imap_account(dovecot: Dovecot) -> ImapAccount:
 def imap_account_without_move(dovecot_without_move: Dovecot) -> ImapAccount:
     """A fresh account on ``dovecot_without_move``."""
     return dovecot_without_move.new_account()
+
+
+@pytest.fixture
+def oauth_account(dovecot_oauth: Dovecot) -> ImapAccount:
+    """A fresh account on ``dovecot_oauth``: its password for seeding, tokens from ``oauth_server`` for the app."""
+    return dovecot_oauth.new_account()

@@ -4,6 +4,7 @@ can name, and every URL pattern to walk."""
 from django.contrib.auth.models import User
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from reports.alerts import channels
 from reports.intake.pipeline import ingest_bytes
 from reports.models import (
     AlertEvent,
@@ -38,8 +39,8 @@ def patterns(resolver=None, prefix=""):
 
 def furnish(acme: Organization, owner: User) -> dict:
     """One of everything a URL can name in Acme (``owner`` its owner): a report from a secret IP, its
-    own sender, an input, an alert, an invitation, a mailbox, a token, a TLS report and a failure sample
-    (of the input, so its raw report is there). Returns the URL kwargs."""
+    own sender, an input, an alert, an invitation, a mailbox, a token, a TLS report, a failure sample
+    (of the input, so its raw report is there) and an alert channel. Returns the URL kwargs."""
     domain = acme.domains.get(name="example.com")
     ingest_bytes(
         report_xml([record_xml(ip=SECRET_IP, count=7)], report_id=SECRET_REPORT, begin=1700000000, end=1700086399),
@@ -55,6 +56,8 @@ def furnish(acme: Organization, owner: User) -> dict:
     api_token, _ = ApiToken.issue(acme, "Acme script")
     tls = tls_report(domain, 1, "Acme TLS reporter", report_id=SECRET_REPORT)
     sample = failure_sample(domain, 1, source_ip=SECRET_IP, subject=SECRET_REPORT, intake=Intake.objects.get())
+    # An address the SSRF guard refuses: "send test" answers at once, without the network.
+    channel, _ = channels.add(acme, "webhook", "Acme hook", "https://192.0.2.1/hook", [], [], None)
     return {
         "slug": acme.slug,
         "member_id": owner.memberships.get(organization=acme).pk,
@@ -72,6 +75,7 @@ def furnish(acme: Organization, owner: User) -> dict:
         "event_id": event.pk,
         "tls_report_id": tls.pk,
         "sample_id": sample.pk,
+        "channel_id": channel.pk,
     }
 
 
