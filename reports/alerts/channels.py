@@ -2,13 +2,16 @@
 
 1. ``queue`` records one ChannelDelivery per enabled channel of the event's organization that
    wants it (its kinds and domains), listing all its new events: forty new sources make one post.
+   A member's personal channel also follows that member's AlertSubscription for the organization
+   (its kinds and domains; none: nothing), gets only events of domains the member may see, and
+   nothing once they have left the organization.
 2. ``send_due`` claims each due delivery with a conditional update (two workers never send the same
    one), posts it, and marks it sent. A network error, a 5xx or a 429 puts it back with a later
    attempt time (backoff, or the receiver's Retry-After when longer). A 404/410, or Slack's
    "gone" answers (``no_service``, ``channel_is_archived``...), means the hook was removed: the
-   channel is disabled with the reason, and its organization's owners are emailed once (an
-   AlertEmail the email cycle sends). Any other 4xx marks the delivery failed (resending the same
-   message would be refused again).
+   channel is disabled with the reason, and its organization's owners (for a personal channel,
+   its member) are emailed once (an AlertEmail the email cycle sends). Any other 4xx marks the
+   delivery failed (resending the same message would be refused again).
 3. Rate limit: at most RATE_LIMIT posts an hour per channel; past that the next ones wait for the
    hour to end and go together, as one post.
 
@@ -40,7 +43,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from reports.models import AlertChannel, AlertEmail, AlertEvent, ChannelDelivery, Membership, Organization
+from reports.models import (
+    AlertChannel,
+    AlertEmail,
+    AlertEvent,
+    AlertSubscription,
+    ChannelDelivery,
+    Domain,
+    Membership,
+    Organization,
+)
 from reports.tenancy import audit, netguard
 from reports.tenancy.secrets import decrypt, encrypt
 
@@ -355,11 +367,41 @@ def queue(events: list[AlertEvent], now: datetime.datetime) -> list[ChannelDeliv
         for channel in channels:
             chosen = {domain.pk for domain in channel.domains.all()}
             wanted = [e for e in events if e.organization_id == channel.organization_id and channel.wants(e, chosen)]
+            if channel.user_id is not None:
+                wanted = [e for e in wanted if _member_wants(channel, e)]
             if wanted:
                 delivery = ChannelDelivery.objects.create(channel=channel, next_attempt_at=now)
                 delivery.events.set(wanted)
                 deliveries.append(delivery)
     return deliveries
+
+
+def is_member(channel: AlertChannel) -> bool:
+    """Whether a personal channel's member still belongs to its organization (an organization's
+    channel: always)."""
+    if channel.user_id is None:
+        return True
+    return Membership.objects.filter(user=channel.user_id, organization=channel.organization_id).exists()
+
+
+def _member_wants(channel: AlertChannel, event: AlertEvent) -> bool:
+    """Whether the member of a personal channel gets ``event``: they still belong to the organization,
+    their subscription there asks for its kind and domain, and they may see the domain."""
+    if not is_member(channel):
+        return False
+    subscription = (
+        AlertSubscription.objects.filter(user=channel.user_id, organization=channel.organization_id)
+        .prefetch_related("domains")
+        .first()
+    )
+    if subscription is None or (subscription.kinds and event.kind not in subscription.kinds):
+        return False
+    if not event.domain_id:
+        return True  # an event of the organization as a whole (a failing mailbox)
+    chosen = {domain.pk for domain in subscription.domains.all()}
+    if chosen and event.domain_id not in chosen:
+        return False
+    return Domain.objects.for_user(channel.user).filter(pk=event.domain_id).exists()
 
 
 def send_due(now: datetime.datetime | None = None) -> int:
@@ -376,11 +418,16 @@ def send_due(now: datetime.datetime | None = None) -> int:
         )
         if not claimed:
             continue  # another worker has it
-        delivery = ChannelDelivery.objects.select_related("channel__organization").get(pk=pk)
+        delivery = ChannelDelivery.objects.select_related("channel__organization", "channel__user").get(pk=pk)
         channel = delivery.channel
         if not channel.enabled:
             ChannelDelivery.objects.filter(pk=pk).update(
                 status=ChannelDelivery.Status.FAILED, last_error=f"channel disabled: {channel.disabled_reason}"[:1000]
+            )
+            continue
+        if not is_member(channel):  # the member left the organization after it was queued
+            ChannelDelivery.objects.filter(pk=pk).update(
+                status=ChannelDelivery.Status.FAILED, last_error="the member left the organization"
             )
             continue
         if _hold(delivery, now):
@@ -454,18 +501,24 @@ def _hold(delivery: ChannelDelivery, now: datetime.datetime) -> bool:
 
 
 def disable(channel: AlertChannel, reason: str, now: datetime.datetime) -> bool:
-    """Disable a channel whose receiver is gone and email its organization's owners, once: the
-    conditional update lets one worker do it, in the transaction that records the emails."""
+    """Disable a channel whose receiver is gone and email its organization's owners (a personal
+    channel: its member), once: the conditional update lets one worker do it, in the transaction
+    that records the emails."""
     with transaction.atomic():
         done = AlertChannel.objects.filter(pk=channel.pk, enabled=True).update(enabled=False, disabled_reason=reason)
         if not done:
             return False
-        audit.record(None, channel.organization, "alerts.channel-disabled", channel.name, after={"reason": reason})
-        owners = Membership.objects.filter(organization=channel.organization_id, role=Membership.Role.OWNER)
-        for membership in owners.select_related("user"):
-            if membership.user.email:
+        if channel.user_id is None:
+            audit.record(None, channel.organization, "alerts.channel-disabled", channel.name, after={"reason": reason})
+            owners = Membership.objects.filter(organization=channel.organization_id, role=Membership.Role.OWNER)
+            told = [membership.user for membership in owners.select_related("user")]
+        else:
+            audit.record(None, channel.organization, "alerts.channel-disabled", _target(channel), after=_state(channel))
+            told = [channel.user] if is_member(channel) else []
+        for user in told:
+            if user.email:
                 AlertEmail.objects.get_or_create(
-                    user=membership.user,
+                    user=user,
                     key=f"{GONE_KEY}{channel.pk}:{int(now.timestamp())}",
                     defaults={"next_attempt_at": now},
                 )
@@ -487,6 +540,19 @@ def gone_channel(email: AlertEmail) -> AlertChannel | None:
 
 
 # -- What owners and admins do: add, delete, enable, test (each audited) ---------------------------
+# (and each member with their personal channels: audited with the member's name and the channel's
+# kind only, since the organization's audit log is the admins' and a personal channel is the member's)
+
+
+def _target(channel: AlertChannel) -> str:
+    """The audit entry's target: the channel's name, or "personal channel of <member>"."""
+    if channel.user_id is None:
+        return channel.name
+    return f"personal channel of {channel.user.get_username()}"
+
+
+def _state(channel: AlertChannel) -> dict:
+    return state(channel) if channel.user_id is None else {"kind": channel.kind, "enabled": channel.enabled}
 
 
 def state(channel: AlertChannel) -> dict:
@@ -501,9 +567,12 @@ def state(channel: AlertChannel) -> dict:
     }
 
 
-def add(organization: Organization, kind: str, name: str, url: str, kinds, domains, actor) -> tuple[AlertChannel, str]:
-    """Create a channel (the URL already checked with ``url_refusal``). Returns it and, for a
-    webhook, its signing secret: shown once, kept only encrypted for signing."""
+def add(
+    organization: Organization, kind: str, name: str, url: str, kinds, domains, actor, user=None
+) -> tuple[AlertChannel, str]:
+    """Create a channel (the URL already checked with ``url_refusal``), the organization's or, with
+    ``user``, that member's personal one. Returns it and, for a webhook, its signing secret: shown
+    once, kept only encrypted for signing."""
     if kind not in AlertChannel.Kind.values:
         raise ChannelError(f"unknown kind {kind!r}")
     secret = f"whsec_{secrets.token_urlsafe(32)}" if kind == AlertChannel.Kind.WEBHOOK else ""
@@ -511,6 +580,7 @@ def add(organization: Organization, kind: str, name: str, url: str, kinds, domai
     with transaction.atomic():
         channel = AlertChannel.objects.create(
             organization=organization,
+            user=user,
             kind=kind,
             name=name,
             url_encrypted=encrypt(url.strip()),
@@ -518,16 +588,22 @@ def add(organization: Organization, kind: str, name: str, url: str, kinds, domai
             signing_secret_encrypted=encrypt(secret) if secret else "",
             kinds=[] if set(kinds) == set(AlertEvent.Kind.values) else kinds,
         )
-        own = organization.domains.all()
+        own = choosable_domains(organization, user)
         chosen = own.filter(pk__in=[domain.pk for domain in domains])
         channel.domains.set([] if chosen.count() == own.count() else chosen)
-        audit.record(actor, organization, "alerts.channel-added", channel.name, after=state(channel))
+        audit.record(actor, organization, "alerts.channel-added", _target(channel), after=_state(channel))
     return channel, secret
+
+
+def choosable_domains(organization: Organization, user=None):
+    """The domains a channel may be limited to: the organization's, or those of them the member sees."""
+    own = organization.domains.all()
+    return own if user is None else own.filter(pk__in=Domain.objects.for_user(user).values("pk"))
 
 
 def delete(channel: AlertChannel, actor) -> None:
     with transaction.atomic():
-        audit.record(actor, channel.organization, "alerts.channel-deleted", channel.name, before=state(channel))
+        audit.record(actor, channel.organization, "alerts.channel-deleted", _target(channel), before=_state(channel))
         channel.delete()
 
 
@@ -540,7 +616,7 @@ def enable(channel: AlertChannel, actor) -> bool:
                 actor,
                 channel.organization,
                 "alerts.channel-enabled",
-                channel.name,
+                _target(channel),
                 {"enabled": False},
                 {"enabled": True},
             )
@@ -556,5 +632,6 @@ def send_test(channel: AlertChannel, actor) -> Answer:
             AlertChannel.objects.filter(pk=channel.pk).update(last_success_at=now)
         else:
             AlertChannel.objects.filter(pk=channel.pk).update(last_error=answer.text[:1000])
-        audit.record(actor, channel.organization, "alerts.channel-tested", channel.name, after={"answer": answer.text})
+        after = {"answer": answer.text} if channel.user_id is None else {"outcome": answer.outcome}
+        audit.record(actor, channel.organization, "alerts.channel-tested", _target(channel), after=after)
     return answer

@@ -1,8 +1,10 @@
-"""Alert channels besides email: Slack, Microsoft Teams and signed webhooks, per organization,
-and each message to one of them, recorded before it is sent (like ``AlertEmail``)."""
+"""Alert channels besides email: Slack, Microsoft Teams and signed webhooks, per organization
+or per member (a personal channel), and each message to one of them, recorded before it is sent
+(like ``AlertEmail``)."""
 
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import models
 
 from .alerts import AlertEvent
@@ -19,6 +21,14 @@ class AlertChannel(models.Model):
         WEBHOOK = "webhook", "Webhook (signed JSON)"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alert_channels")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="alert_channels",
+        help_text="the member whose personal channel it is; empty for the organization's",
+    )
     kind = models.CharField(max_length=10, choices=Kind.choices)
     name = models.CharField(max_length=100)
     url_encrypted = models.TextField(editable=False)

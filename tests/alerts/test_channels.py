@@ -13,7 +13,16 @@ import time
 import pytest
 
 from reports.alerts import channels, deliver
-from reports.models import AlertChannel, AlertEmail, AlertEvent, AuditEntry, ChannelDelivery, Domain
+from reports.models import (
+    AlertChannel,
+    AlertEmail,
+    AlertEvent,
+    AlertSubscription,
+    AuditEntry,
+    ChannelDelivery,
+    Domain,
+    Membership,
+)
 from tests.support.cast import Role, member
 from tests.support.paths import ROOT
 
@@ -339,3 +348,106 @@ def test_enable_again_and_delete_are_audited(owner_client, acme, domain, webhook
         "alerts.channel-deleted",
     } <= actions
     assert AlertEmail.objects.filter(key__startswith="channel-gone:").count() == 1  # Olivia, the owner, told once
+
+
+# -- Personal channels: a member's own, following their alert choices ---------------------------------
+
+
+def posted(events) -> int:
+    """Queue the events (emails and posts) and send the due posts only; return how many went out."""
+    deliver.queue(events)
+    return channels.send_due()
+
+
+def personal(client, user, url: str, name: str = "my slack") -> AlertChannel:
+    """``user`` adds a personal Slack channel on their page (as a browser would)."""
+    client.force_login(user)
+    response = client.post("/orgs/acme/channels/mine/add/", {"kind": "slack", "name": name, "url": url})
+    assert response.status_code == 302 and response["Location"] == "/orgs/acme/channels/mine/"
+    return AlertChannel.objects.get(user=user, name=name)
+
+
+def test_a_viewer_adds_a_personal_slack_channel_and_gets_their_domains_events(
+    client, acme, domain, alice, olivia, webhook_server
+):
+    Domain.objects.create(organization=acme, name="other.example")
+    AlertSubscription.objects.create(user=alice, organization=acme)  # every kind, every domain
+    hook = personal(client, alice, webhook_server.url("/services/alice"))
+    assert hook.organization == acme and hook.kind == "slack"
+    page = client.get("/orgs/acme/channels/mine/")
+    assert page.status_code == 200 and b"my slack" in page.content and b"127.0.0.1" in page.content
+    assert b"/services/alice" not in page.content
+    assert posted([event(domain)]) == 1
+    (received,) = webhook_server.requests
+    assert received.path == "/services/alice" and "example.com" in received.body.decode()
+    # Only the member's channels: the organization's page lists organization channels only.
+    client.force_login(olivia)
+    assert b"my slack" not in client.get("/orgs/acme/channels/").content
+    assert b"my slack" not in client.get("/orgs/acme/channels/mine/").content
+
+
+def test_a_personal_channel_follows_the_members_subscription(client, acme, domain, alice, webhook_server):
+    hook = personal(client, alice, webhook_server.url("/alice"))
+    assert posted([event(domain)]) == 0  # no subscription: nothing
+    subscription = AlertSubscription.objects.create(user=alice, organization=acme, kinds=["rollback"])
+    assert posted([event(domain, "198.51.100.1")]) == 0  # a kind Alice did not choose
+    assert posted([event(domain, "r", "Rollback advised", kind="rollback")]) == 1
+    (received,) = webhook_server.requests
+    assert "Rollback advised" in received.body.decode()
+    other = Domain.objects.create(organization=acme, name="other.example")
+    subscription.kinds = []
+    subscription.save()
+    subscription.domains.set([other])
+    assert posted([event(domain, "198.51.100.2")]) == 0  # a domain Alice did not choose
+    assert posted([event(other, "198.51.100.3")]) == 1
+    assert ChannelDelivery.objects.filter(channel=hook).count() == 2
+
+
+def test_nobody_else_sees_or_manages_a_members_personal_channel(client, acme, alice, olivia, webhook_server):
+    hook = personal(client, alice, webhook_server.url("/alice"))
+    client.force_login(olivia)  # Acme's owner
+    for action in ("test", "enable", "delete"):
+        response = client.post(f"/orgs/acme/channels/mine/{action}/", {"channel": hook.pk})
+        assert response.status_code == 404, action
+        assert client.post(f"/orgs/acme/channels/{hook.pk}/{action}/").status_code == 404, action
+    assert webhook_server.requests == [] and AlertChannel.objects.filter(pk=hook.pk).exists()
+    # Alice herself tests and deletes it.
+    client.force_login(alice)
+    assert client.post("/orgs/acme/channels/mine/test/", {"channel": hook.pk}).status_code == 302
+    assert len(webhook_server.requests) == 1
+    assert client.post("/orgs/acme/channels/mine/delete/", {"channel": hook.pk}).status_code == 302
+    assert not AlertChannel.objects.filter(pk=hook.pk).exists()
+
+
+def test_a_member_who_left_gets_nothing(client, acme, domain, alice, webhook_server):
+    AlertSubscription.objects.create(user=alice, organization=acme)
+    personal(client, alice, webhook_server.url("/alice"))
+    deliver.queue([event(domain)])  # queued while she was a member
+    Membership.objects.filter(user=alice, organization=acme).delete()
+    assert channels.send_due() == 0
+    assert ChannelDelivery.objects.get().status == "failed"
+    assert posted([event(domain, "198.51.100.4")]) == 0
+    assert webhook_server.requests == [] and ChannelDelivery.objects.count() == 1
+    client.force_login(alice)
+    assert client.get("/orgs/acme/channels/mine/").status_code == 404
+
+
+def test_a_gone_personal_channel_emails_its_member_not_the_owners(
+    client, acme, domain, alice, olivia, webhook_server, smtp_settings
+):
+    AlertSubscription.objects.create(user=alice, organization=acme, mode=AlertSubscription.Mode.DIGEST)
+    hook = personal(client, alice, webhook_server.url("/alice"))
+    webhook_server.answer(410)
+    assert run([event(domain)]) == 1  # the "disabled" email (Alice's alerts come in her weekly digest)
+    hook.refresh_from_db()
+    assert not hook.enabled and "HTTP 410" in hook.disabled_reason
+    (received,) = smtp_settings.wait_for(1)
+    assert received.rcpt_tos == ["alice@example.com"]
+    assert received.message["Subject"] == "[dmarcdash] Alert channel my slack was disabled"
+    assert "/orgs/acme/channels/mine/" in received.message.get_body(("plain",)).get_content()
+    assert deliver.send_due(later(180)) == 0 and len(smtp_settings.messages) == 1
+    # Alice enables it again on her page.
+    client.force_login(alice)
+    assert client.post("/orgs/acme/channels/mine/enable/", {"channel": hook.pk}).status_code == 302
+    hook.refresh_from_db()
+    assert hook.enabled

@@ -62,6 +62,10 @@ NOT_PAGES = {
     "org-channel-delete": "a POST",
     "org-channel-enable": "a POST",
     "org-channel-test": "a POST",
+    "org-my-channel-add": "a POST from the personal alert channels page",
+    "org-my-channel-delete": "a POST",
+    "org-my-channel-enable": "a POST",
+    "org-my-channel-test": "a POST",
     "export-dkim": "a CSV download",
     "export-reporters": "a CSV download",
     "export-senders": "a CSV download",
@@ -263,6 +267,7 @@ def visit_every_page(sweep: Sweep, app: App, smtp: SmtpServer, page: Page, outsi
         ("org-mailboxes", "mailboxes/"),
         ("org-tokens", "tokens/"),
         ("org-channels", "channels/"),
+        ("org-my-channels", "channels/mine/"),
         ("org-settings", "settings/"),
         ("org-audit", "audit/"),
     ):

@@ -1,4 +1,5 @@
-"""An organization's alert channels (Slack, Teams, webhooks): owners and admins only."""
+"""Alert channels (Slack, Teams, webhooks): an organization's, owners and admins only; a member's
+personal ones, that member only (any role; the actions name the channel in the form, not the URL)."""
 
 from tests.support.rules import Rule
 
@@ -8,4 +9,9 @@ RULES = {
     "org-channel-delete": Rule("404", "POST", "admin"),
     "org-channel-enable": Rule("404", "POST", "admin"),
     "org-channel-test": Rule("404", "POST", "admin"),
+    "org-my-channels": Rule("404", "GET", "viewer"),
+    "org-my-channel-add": Rule("404", "POST", "viewer"),
+    "org-my-channel-delete": Rule("404", "POST", "viewer"),
+    "org-my-channel-enable": Rule("404", "POST", "viewer"),
+    "org-my-channel-test": Rule("404", "POST", "viewer"),
 }
