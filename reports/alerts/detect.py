@@ -327,18 +327,22 @@ def tls_mx_failing(domain: Domain, now: datetime.datetime | None = None) -> list
     failed_before = set(
         TlsFailure.objects.filter(report__in=before).values_list("receiving_mx_hostname", flat=True).distinct()
     )
+    kinds: dict[str, list[tuple[str, int]]] = {}
+    rows = (
+        TlsFailure.objects.filter(report__domain=domain, report__begin__gte=start)
+        .exclude(receiving_mx_hostname="")
+        .values_list("receiving_mx_hostname", "result_type")
+        .annotate(n=Sum("failed_sessions"))
+        .order_by("-n")
+    )
+    for host, kind, n in rows:
+        kinds.setdefault(host, []).append((kind, n))
     created = []
     for row in recent:
         host = row["receiving_mx_hostname"]
         if host in failed_before:
             continue
-        kinds = (
-            TlsFailure.objects.filter(report__domain=domain, report__begin__gte=start, receiving_mx_hostname=host)
-            .values("result_type")
-            .annotate(n=Sum("failed_sessions"))
-            .order_by("-n")
-        )
-        detail = ", ".join(f"{kind['result_type']} ({kind['n']} sessions)" for kind in kinds[:5])
+        detail = ", ".join(f"{kind} ({n} sessions)" for kind, n in kinds.get(host, [])[:5])
         event, new = AlertEvent.raise_once(
             domain,
             AlertEvent.Kind.TLS_MX_FAILING,
@@ -373,10 +377,10 @@ def spoofing_burst(domain: Domain, classifier: Inventory, now: datetime.datetime
     networks: dict[str, list] = {}
     for ip, subject in samples.values_list("source_ip", "subject"):
         networks.setdefault(network_of(ip), []).append((ip, subject))
+    classifier.load(sorted({ip for found in networks.values() for ip, _ in found}))
     created = []
     for network, found in networks.items():
         ips = sorted({ip for ip, _ in found})
-        classifier.load(ips)
         if len(found) < BURST_SAMPLES or any(classifier.source(ip)[2] for ip in ips):
             continue
         since = (now - datetime.timedelta(days=30)).date()

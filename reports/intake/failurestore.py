@@ -31,7 +31,7 @@ def hash_key(organization: Organization) -> bytes:
 def store(document: Document, intake: Intake | None, caps: Limits) -> list[Outcome]:
     try:
         with document.open() as stream:
-            parsed = parse_failure(stream.read(caps.max_message_bytes + 1), caps, document.name)
+            parsed = parse_failure(stream.read(), caps, document.name)  # the message, already capped
     except ReportError as exc:
         return [Outcome("refused", document.name, exc.reason, kind="failure")]
     name = domain_of(parsed)

@@ -44,6 +44,8 @@ from reports.tenancy import audit
 from reports.tenancy.ownership import owning_domain
 
 log = logging.getLogger(__name__)
+# Documents of the other report kinds and their stores (each returns an outcome per report it held).
+OTHER_KINDS = {"tlsrpt": tlsstore.store, "failure": failurestore.store}
 
 
 def limits() -> Limits:
@@ -200,10 +202,9 @@ def _process_intake(intake: Intake, caps: Limits | None) -> IngestResult:
                 authenticate = authenticator(data)
                 raw = io.BytesIO(data)
             for found in find_documents(raw, label, caps):
-                if isinstance(found, Document) and found.kind == "tlsrpt":
-                    outcomes.extend(tlsstore.store(found, intake, caps))
-                elif isinstance(found, Document) and found.kind == "failure":
-                    outcomes.extend(failurestore.store(found, intake, caps))
+                other = OTHER_KINDS.get(found.kind) if isinstance(found, Document) else None
+                if other is not None:
+                    outcomes.extend(other(found, intake, caps))
                 else:
                     outcomes.append(store_document(found, intake, caps, authenticate))
     except NotAggregateReport as exc:

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from reports.lib.parsing import Limits, Refusal, ReportError, find_documents, parse_aggregate
 from reports.lib.parsing.message import decoded, parse_message, subject
 from tests.support.builders import gzipped, record_xml, report_xml, zipped
+from tests.support.fuzzing import mutator
 from tests.support.hostile.bombs import lzma_member, zip_bytes
 from tests.support.parsing import parse_all
 
@@ -145,25 +146,7 @@ def element() -> st.SearchStrategy[bytes]:
     )
 
 
-@st.composite
-def mutated(draw, base: st.SearchStrategy[bytes]) -> bytes:
-    data = bytearray(draw(base))
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(data)))
-        kind = draw(st.sampled_from(["truncate", "flip", "insert", "element", "delete", "repeat"]))
-        if kind == "truncate":
-            del data[position:]
-        elif kind == "flip" and position < len(data):
-            data[position] ^= draw(st.integers(1, 255))
-        elif kind == "insert":
-            data[position:position] = draw(st.binary(min_size=1, max_size=16))
-        elif kind == "element":
-            data[position:position] = draw(element())
-        elif kind == "delete":
-            del data[position : position + draw(st.integers(1, 64))]
-        elif kind == "repeat":
-            data[position:position] = data[position : position + draw(st.integers(1, 64))] * draw(st.integers(2, 50))
-    return bytes(data)
+mutated = mutator(element())
 
 
 def gzip_of(xml: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:

@@ -20,6 +20,7 @@ from reports.lib.parsing import FailureReport, Limits, Refusal, ReportError, fin
 from reports.lib.parsing import parse_failure as parse
 from reports.lib.redact import hash_local_part, redact
 from tests.support.failures import arf_email, text_failure_email
+from tests.support.fuzzing import mutator
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "200")),
@@ -100,25 +101,7 @@ VALID = st.one_of(
 )
 
 
-@st.composite
-def mutated(draw, base: st.SearchStrategy[bytes]) -> bytes:
-    data = bytearray(draw(base))
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(data)))
-        kind = draw(st.sampled_from(["truncate", "flip", "insert", "token", "delete", "repeat"]))
-        if kind == "truncate":
-            del data[position:]
-        elif kind == "flip" and position < len(data):
-            data[position] ^= draw(st.integers(1, 255))
-        elif kind == "insert":
-            data[position:position] = draw(st.binary(min_size=1, max_size=16))
-        elif kind == "token":
-            data[position:position] = draw(st.sampled_from(TOKENS))
-        elif kind == "delete":
-            del data[position : position + draw(st.integers(1, 64))]
-        elif kind == "repeat":
-            data[position:position] = data[position : position + draw(st.integers(1, 64))] * draw(st.integers(2, 50))
-    return bytes(data)
+mutated = mutator(st.sampled_from(TOKENS))
 
 
 @FUZZ

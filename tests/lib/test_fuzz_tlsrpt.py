@@ -30,6 +30,7 @@ from reports.lib.parsing import (
     parse_tlsrpt,
 )
 from tests.support.builders import gzipped, zipped
+from tests.support.fuzzing import mutator
 from tests.support.tlsrpt import OMIT, RESULT_TYPES, failure_detail, tls_policy, tls_report, tls_report_email
 
 FUZZ = settings(
@@ -184,25 +185,7 @@ def report_shaped(draw) -> bytes:
     return dumps(report)
 
 
-@st.composite
-def mutated(draw, base: st.SearchStrategy[bytes]) -> bytes:
-    data = bytearray(draw(base))
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(data)))
-        kind = draw(st.sampled_from(["truncate", "flip", "insert", "token", "delete", "repeat"]))
-        if kind == "truncate":
-            del data[position:]
-        elif kind == "flip" and position < len(data):
-            data[position] ^= draw(st.integers(1, 255))
-        elif kind == "insert":
-            data[position:position] = draw(st.binary(min_size=1, max_size=16))
-        elif kind == "token":
-            data[position:position] = draw(st.sampled_from([b"{", b"[", b"}", b"]", b'"', b"\\", b",", b":", b"NaN"]))
-        elif kind == "delete":
-            del data[position : position + draw(st.integers(1, 64))]
-        elif kind == "repeat":
-            data[position:position] = data[position : position + draw(st.integers(1, 64))] * draw(st.integers(2, 50))
-    return bytes(data)
+mutated = mutator(st.sampled_from([b"{", b"[", b"}", b"]", b'"', b"\\", b",", b":", b"NaN"]))
 
 
 # Valid reports, to check they read back as written ---------------------------------------------
