@@ -207,8 +207,25 @@ CONTENT_SECURITY_POLICY = envstr(
 FILE_UPLOAD_TEMP_DIR = DATA_DIR / "uploads"
 FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 
-# Raw inputs are kept for replay in a content-addressed store (see reports.intake.rawstore).
+# Raw inputs are kept for replay in a content-addressed store (see reports.intake.rawstore), by default
+# in the database, so every web, worker and intake process on every host shares them with no volume of
+# its own. DMARCDASH_RAW_STORE picks another: "database", a postgres:// URL (a database of its own),
+# s3://bucket/prefix (an S3-compatible object store, S3_* below) or file:///path (a directory; the
+# default before 0.21, still chosen when only DMARCDASH_RAW_DIR is set). RAW_STORE_DIR is also where
+# inputs from before the move are still read from until `manage.py move_raw_store` has moved them.
 RAW_STORE_DIR = Path(envstr("DMARCDASH_RAW_DIR", str(DATA_DIR / "raw"))).resolve()
+RAW_STORE = envstr(
+    "DMARCDASH_RAW_STORE", f"file://{RAW_STORE_DIR}" if os.environ.get("DMARCDASH_RAW_DIR") else "database"
+)
+if RAW_STORE.startswith(("postgres://", "postgresql://")):
+    DATABASES["rawstore"] = database_from_url(RAW_STORE)
+    DATABASE_ROUTERS = ["reports.intake.rawdb.Router"]
+# The S3 store: endpoint (empty for AWS itself), region and keys; a bucket that only the workers and
+# the web processes can reach. Objects are written once, under the sha256 of their bytes.
+S3_ENDPOINT_URL = envstr("DMARCDASH_S3_ENDPOINT_URL")
+S3_REGION = envstr("DMARCDASH_S3_REGION", "us-east-1")
+S3_ACCESS_KEY_ID = envstr("DMARCDASH_S3_ACCESS_KEY_ID")
+S3_SECRET_ACCESS_KEY = envstr("DMARCDASH_S3_SECRET_ACCESS_KEY")
 
 # Failure reports carry the message that failed: their raw bytes are encrypted at rest with the first
 # of these keys (urlsafe base64, 32 bytes each; the others still decrypt, for rotation). Unset: one
@@ -291,6 +308,8 @@ CELERY_TASK_ROUTES = {
     "reports.tasks.poll_mailbox": {"queue": "intake"},
     "reports.tasks.poll_due_mailboxes": {"queue": "intake"},
     "reports.tasks.apply_retention": {"queue": "intake"},
+    "reports.tasks.process_input": {"queue": "intake"},
+    "reports.tasks.sweep_backlog": {"queue": "intake"},
     "reports.tasks.enrich_sources": {"queue": "enrichment"},
     "reports.tasks.refresh_windows": {"queue": "enrichment"},
     "reports.tasks.check_dmarc_records": {"queue": "enrichment"},
@@ -310,6 +329,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Each run enqueues the mailboxes that are due; expiring runs are dropped, not piled up.
     "poll-due-mailboxes": {"task": "reports.tasks.poll_due_mailboxes", "schedule": 60.0, "options": {"expires": 55}},
+    # Inputs recorded but never parsed (their front end died) are parsed by any worker.
+    "sweep-backlog": {"task": "reports.tasks.sweep_backlog", "schedule": 300.0, "options": {"expires": 290}},
     # Ingest enqueues enrichment itself; this run catches whatever failed or expired.
     "enrich-sources": {"task": "reports.tasks.enrich_sources", "schedule": 300.0, "options": {"expires": 290}},
     # Ingest queues a refresh itself; this one also moves the windows on when the day turns.

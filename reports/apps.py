@@ -14,4 +14,9 @@ class ReportsConfig(AppConfig):
         resolver.configuration = lambda: (settings.DNS_RESOLVER, settings.DNS_TIMEOUT)
         # The tasks module connects intake's "reports stored" signal to the enrichment and
         # window tasks: ingest itself knows nothing of Celery.
+        from django.core import checks
+
         from reports import tasks  # noqa: F401
+        from reports.intake import rawstore
+
+        checks.register(rawstore.legacy_inputs_check)

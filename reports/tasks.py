@@ -10,16 +10,21 @@ from django.dispatch import receiver
 from reports.alerts import deliver, jobs
 from reports.dashboard import windows
 from reports.enrichment import ip_lookup
-from reports.intake import imap, mailboxes, monitoring, retention
+from reports.intake import backlog, imap, mailboxes, monitoring, rawstore, retention
 from reports.intake.signals import reports_stored
 from reports.models import Mailbox
 from reports.rollout import dnscheck, readiness, stscheck
 
 
-# While the database is away a poll can record nothing: it is retried with backoff (for a few minutes
+# While the database or the raw store is away a poll can record nothing: it is retried with backoff (for a few minutes
 # in all), and beyond that the next beat run polls the mailbox once the lease has lapsed.
 @shared_task(
-    bind=True, ignore_result=True, autoretry_for=(DatabaseError,), retry_backoff=2, retry_backoff_max=60, max_retries=10
+    bind=True,
+    ignore_result=True,
+    autoretry_for=(DatabaseError, rawstore.StoreUnavailable),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=10,
 )
 def poll_mailbox(self, mailbox_id: int) -> str:
     try:
@@ -29,6 +34,25 @@ def poll_mailbox(self, mailbox_id: int) -> str:
     # The lease is named after the task: its retry, or its message delivered again after the worker
     # was killed (acks_late), resumes at once instead of waiting for the lease to lapse.
     return imap.poll(mailbox, token=(self.request.id or "").replace("-", "")[:32]).summary()
+
+
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(DatabaseError, rawstore.StoreUnavailable),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=10,
+)
+def process_input(intake_id: int) -> str:
+    """Parse an input another process recorded (``ingest --defer``), from the shared raw store."""
+    intake = backlog.process_input(intake_id)
+    return f"input {intake_id}: {intake.status if intake else 'finished, gone or taken by another worker'}"
+
+
+@shared_task(ignore_result=True, soft_time_limit=600)
+def sweep_backlog() -> int:
+    """Parse the inputs whose front end died between recording and parsing them (beat, every 5 minutes)."""
+    return backlog.sweep()
 
 
 @shared_task(ignore_result=True)

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.support.httpsserver",
     "tests.support.starttlsserver",
     "tests.support.webhookserver",
+    "tests.support.s3server",
 ]
 
 
@@ -63,7 +64,8 @@ def no_real_dns(monkeypatch) -> None:
 
 @pytest.fixture(autouse=True)
 def raw_store(settings, tmp_path):
-    """Each test gets its own raw store, so nothing leaks between tests."""
+    """The raw store is the test database (rolled back after each test); each test also gets its own
+    directory for the inputs earlier versions kept on disk, so nothing leaks between tests."""
     settings.RAW_STORE_DIR = tmp_path / "raw"
     return settings.RAW_STORE_DIR
 

@@ -17,7 +17,7 @@ def report_xml(report: Report) -> Iterator[bytes] | None:
     matches is the one served.
     """
     intake = report.intake
-    if intake is None or not rawstore.path_for(intake.sha256).exists():
+    if intake is None or not rawstore.exists(intake.sha256):
         return None
     caps = limits()
     label = intake_label(intake)

@@ -171,12 +171,10 @@ def purge_inputs(due, now: datetime.datetime) -> tuple[int, int]:
 
 
 def _delete_blob(sha256: str, now: datetime.datetime) -> bool:
-    path = rawstore.path_for(sha256)
-    try:
-        written = path.stat().st_mtime
-    except FileNotFoundError:
+    written = rawstore.written_at(sha256)
+    if written is None:
         return False
-    if now.timestamp() - written < FRESH_BLOB.total_seconds():
+    if now - written < FRESH_BLOB:
         return False
     rawstore.delete(sha256)
     return True

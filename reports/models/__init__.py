@@ -9,6 +9,7 @@ from .channels import AlertChannel, ChannelDelivery
 from .failures import FailureSample
 from .intake import Intake, Mailbox, Record, Report
 from .mtasts import MtaStsEvent, MtaStsPlan
+from .rawblobs import RawBlob, RawChunk
 from .rollout import PolicyEvent, PolicyPlan
 from .rollups import SOURCE_DIMENSIONS, TOTAL_DIMENSIONS, DailyDkim, DailySource, DailyTotal, SourceWindow, WindowState
 from .senders import DomainSender, Sender, SourceIP
@@ -38,6 +39,8 @@ __all__ = [
     "DomainSender",
     "FailureSample",
     "Intake",
+    "RawBlob",
+    "RawChunk",
     "Invitation",
     "Mailbox",
     "MtaStsEvent",

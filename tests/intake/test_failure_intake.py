@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from reports.intake import pipeline, rawcrypt, rawstore, retention
 from reports.models import FailureSample, Intake, Organization
+from tests.support import rawdata
 from tests.support.failures import arf_email
 
 pytestmark = pytest.mark.django_db
@@ -44,7 +45,7 @@ def database_text() -> str:
 
 
 def raw_store_bytes(settings) -> bytes:
-    return b"\n".join(path.read_bytes() for path in settings.RAW_STORE_DIR.rglob("*") if path.is_file())
+    return rawdata.stored_bytes()
 
 
 @pytest.mark.embedded
@@ -99,10 +100,7 @@ def test_retention_removes_old_samples_and_their_raw_reports_and_counts_them(acm
     old = timezone.now() - datetime.timedelta(days=31)
     FailureSample.objects.update(created_at=old)
     Intake.objects.filter(pk=result.intake.pk).update(received_at=old)
-    path = rawstore.path_for(result.intake.sha256)
-    import os
-
-    os.utime(path, (old.timestamp(), old.timestamp()))
+    rawdata.set_written_at(result.intake.sha256, old)
     pipeline.ingest_bytes(
         report(source_ip="198.51.100.9"), source=Intake.Channel.CLI, name="new.eml", organization=acme
     )
@@ -110,7 +108,7 @@ def test_retention_removes_old_samples_and_their_raw_reports_and_counts_them(acm
     counts = retention.apply()
 
     assert counts["failures"] == 1 and FailureSample.objects.count() == 1
-    assert not path.exists()
+    assert not rawstore.exists(result.intake.sha256)
     intake = Intake.objects.get(pk=result.intake.pk)
     assert intake.raw_purged_at is not None
     acme.refresh_from_db()
@@ -133,13 +131,10 @@ def test_raw_reports_survive_a_key_rotation(acme, settings):
 
 def test_an_altered_encrypted_file_is_refused(acme, settings):
     sha256 = pipeline.ingest_bytes(report(), source=Intake.Channel.CLI, name="r.eml").intake.sha256
-    path = rawstore.path_for(sha256)
-    data = bytearray(path.read_bytes())
-    data[-5] ^= 0xFF
-    path.write_bytes(bytes(data))
+    rawdata.alter(sha256, lambda data: data[:-5] + bytes([data[-5] ^ 0xFF]) + data[-4:])
     with pytest.raises(rawcrypt.DecryptError, match="altered or cut short"):
         rawstore.open_raw(sha256)
-    path.write_bytes(bytes(data[:-40]))
+    rawdata.alter(sha256, lambda data: data[:-40])
     with pytest.raises(rawcrypt.DecryptError):
         rawstore.open_raw(sha256)
 

@@ -19,7 +19,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from reports.models import Intake, Report
+from reports.models import Intake, RawBlob, Report
 from tests.support.hostile.corpus import CASES, GOOD, LEAK, Case
 from tests.support.hostile.worker import MEMORY_CAP_MB, ROOT, Run, Worker, worker_env
 
@@ -55,6 +55,7 @@ class CorpusRun:
     data: Path
     temp: Path
     cwd: Path
+    stored: set[str]  # the raw store's digests
 
 
 def table(results: list[Result]) -> str:
@@ -120,7 +121,8 @@ def corpus_run(tmp_path_factory, django_db_setup, django_db_blocker) -> CorpusRu
             print("\n" + rendered)
             (ROOT / "artifacts").mkdir(exist_ok=True)
             (ROOT / "artifacts" / "hostile-corpus.md").write_text(rendered)
-            yield CorpusRun(results, inputs, data, temp, cwd)
+            stored = set(RawBlob.objects.values_list("sha256", flat=True))
+            yield CorpusRun(results, inputs, data, temp, cwd, stored)
         finally:
             # The worker committed for real: leave the database as a transactional test would.
             call_command("flush", interactive=False, verbosity=0)
@@ -169,10 +171,10 @@ def test_nothing_is_written_outside_the_data_store(corpus_run):
     assert list(corpus_run.cwd.iterdir()) == []
     assert not (corpus_run.cwd.parent.parent / "escaped.xml").exists()
     assert not Path("/tmp/dmarcdash-zip-slip.xml").exists()
-    assert {p.name for p in corpus_run.data.iterdir()} == {"raw", "uploads"}
+    # The raw inputs went to the shared store (the database), not to this host's disk.
+    assert {p.name for p in corpus_run.data.iterdir()} == {"uploads"}
     assert list((corpus_run.data / "uploads").iterdir()) == []
-    stored = {p.name for p in (corpus_run.data / "raw").rglob("*") if p.is_file()}
-    assert stored == {sha256(path) for path in corpus_run.inputs.iterdir()}
+    assert corpus_run.stored == {sha256(path) for path in corpus_run.inputs.iterdir()}
 
 
 def sha256(path: Path) -> str:

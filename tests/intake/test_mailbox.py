@@ -289,7 +289,6 @@ def test_killing_the_poller_loses_nothing_and_stores_nothing_twice(imap_account,
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
-        "DMARCDASH_RAW_DIR": str(settings.RAW_STORE_DIR),
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "dmarcdash.settings",
     }
@@ -328,7 +327,6 @@ def test_a_celery_worker_polls_due_mailboxes_through_the_redis_broker(imap_accou
         **os.environ,
         "DATABASE_URL": database_url(),
         "REDIS_URL": broker,
-        "DMARCDASH_RAW_DIR": str(settings.RAW_STORE_DIR),
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "dmarcdash.settings",
     }

@@ -3,12 +3,12 @@ come from the daily rollups, which stay row for row."""
 
 import datetime
 import io
-import os
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.management import call_command
+from django.utils import timezone
 
 from reports import tasks
 from reports.dashboard import stats
@@ -16,6 +16,7 @@ from reports.dashboard.stats import Filters, Period
 from reports.intake import rawstore, retention
 from reports.intake.pipeline import ingest_bytes
 from reports.models import DailyDkim, DailySource, DailyTotal, Domain, Intake, Membership, Organization, Record, Report
+from tests.support import rawdata
 from tests.support.builders import record_xml, report_xml
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
@@ -55,7 +56,7 @@ def report_bytes(days_ago: int) -> bytes:
 def age(intake: Intake, when: datetime.datetime) -> None:
     """As if the input had arrived at ``when``: its ledger row and its file are that old."""
     Intake.objects.filter(pk=intake.pk).update(received_at=when)
-    os.utime(rawstore.path_for(intake.sha256), (when.timestamp(), when.timestamp()))
+    rawdata.set_written_at(intake.sha256, when)
 
 
 @pytest.fixture
@@ -146,11 +147,11 @@ def test_retention_removes_old_records_and_raw_inputs_but_not_a_single_count(acm
             assert report.records_purged_at is None and Record.objects.filter(report=report).count() == 3
         if days_ago > 30:
             assert intake.raw_purged_at is not None
-            assert rawstore.path_for(intake.sha256).exists() == (intake.sha256 == shared_sha), days_ago
+            assert rawstore.exists(intake.sha256) == (intake.sha256 == shared_sha), days_ago
         else:
-            assert intake.raw_purged_at is None and rawstore.path_for(intake.sha256).exists()
+            assert intake.raw_purged_at is None and rawstore.exists(intake.sha256)
     globex_input = Intake.objects.get(organization__slug="globex")
-    assert globex_input.raw_purged_at is None and rawstore.path_for(globex_input.sha256).exists()
+    assert globex_input.raw_purged_at is None and rawstore.exists(globex_input.sha256)
 
     assert rollups() == before_rollups
     assert dashboard_numbers(domain, viewer) == before
@@ -218,16 +219,16 @@ def test_quarantined_reports_and_unprocessed_inputs_keep_what_they_have(acme):
     quarantined.refresh_from_db()
     waiting.refresh_from_db()
     assert quarantined.records_purged_at is None and quarantined.records.count() == 3
-    assert waiting.raw_purged_at is None and rawstore.path_for(waiting.sha256).exists()
+    assert waiting.raw_purged_at is None and rawstore.exists(waiting.sha256)
 
 
 def test_a_file_written_again_just_now_is_kept(acme):
     """Ingest writes the bytes before its ledger row: fresh bytes may be about to be needed."""
     intake = Intake.objects.get(name="94.xml")
-    os.utime(rawstore.path_for(intake.sha256))
+    rawdata.set_written_at(intake.sha256, timezone.now())
     retention.apply()
     intake.refresh_from_db()
-    assert intake.raw_purged_at is not None and rawstore.path_for(intake.sha256).exists()
+    assert intake.raw_purged_at is not None and rawstore.exists(intake.sha256)
 
 
 def test_no_retention_keeps_everything(acme):

@@ -3,6 +3,7 @@ within the memory cap, with nothing written to disk outside the data store, and 
 report after them still stored."""
 
 import hashlib
+import sqlite3
 from pathlib import Path
 
 from tests.support.builders import record_xml, report_xml, zipped
@@ -87,10 +88,11 @@ def test_it_refuses_each_hostile_input_within_the_memory_cap_and_writes_nothing_
     assert list(temp.iterdir()) == []
     assert list(cwd.iterdir()) == []
     assert not Path("/tmp/evil.xml").exists()
-    stored = {p.name for p in (data / "raw").rglob("*") if p.is_file()}
+    with sqlite3.connect(data / "dmarcdash.sqlite3") as database:  # the raw store is the database
+        stored = {sha256 for (sha256,) in database.execute("SELECT sha256 FROM reports_rawblob")}
     given = {hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs.iterdir()}
     assert stored == given
     # (and SQLite's write-ahead log beside its database, in WAL mode)
     found = {p.name for p in data.iterdir()} - {"dmarcdash.sqlite3-wal", "dmarcdash.sqlite3-shm"}
-    assert found == {"raw", "uploads", "dmarcdash.sqlite3", "secret_key"}
+    assert found == {"uploads", "dmarcdash.sqlite3", "secret_key"}
     assert list((data / "uploads").iterdir()) == []

@@ -134,7 +134,6 @@ def celery_env(*, database: str, broker: str, data_dir: Path, **extra: str) -> d
         "REDIS_URL": broker,
         "SECRET_KEY": settings.SECRET_KEY,  # the test's: mailbox passwords are encrypted with it
         "DMARCDASH_DATA_DIR": str(data_dir),
-        "DMARCDASH_RAW_DIR": str(data_dir / "raw"),
         "DKIM_VERIFY": "false",  # no DNS for DKIM keys here; report authenticity has its own tests
         "PYTHONPATH": str(ROOT),
         "DJANGO_SETTINGS_MODULE": "dmarcdash.settings",

@@ -1,7 +1,6 @@
 """Re-encrypt the encrypted raw inputs (failure reports) with the first key of DMARCDASH_RAW_KEYS."""
 
-import os
-import tempfile
+import io
 
 from django.core.management.base import BaseCommand
 
@@ -22,20 +21,18 @@ class Command(BaseCommand):
             self.stdout.write(rawcrypt.new_key())
             return
         rotated = current = 0
-        for path in sorted(rawstore.root().glob("??/*")):
-            with open(path, "rb") as stream:
-                head = stream.read(len(rawcrypt.MAGIC) + 8)
-                if not rawcrypt.is_encrypted(head):
-                    continue
-                if rawcrypt.current_key_wrote(head):
-                    current += 1
-                    continue
-                stream.seek(0)
-                plain = rawcrypt.decrypt(stream)
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".rotating-")
-            with os.fdopen(fd, "wb") as out:
-                for piece in rawcrypt.encrypt_chunks(iter([plain])):
-                    out.write(piece)
-            os.replace(temp, path)
-            rotated += 1
+        for store in rawstore.stores():
+            for sha256 in list(store.digests()):
+                with store.open(sha256) as stream:
+                    head = stream.read(len(rawcrypt.MAGIC) + 8)
+                    if not rawcrypt.is_encrypted(head):
+                        continue
+                    if rawcrypt.current_key_wrote(head):
+                        current += 1
+                        continue
+                    stream.seek(0)
+                    plain = rawcrypt.decrypt(stream)
+                sealed = b"".join(rawcrypt.encrypt_chunks(iter([plain])))
+                store.replace(sha256, io.BytesIO(sealed), len(sealed))
+                rotated += 1
         self.stdout.write(f"{rotated} raw inputs re-encrypted with the current key; {current} already were.")
