@@ -150,7 +150,10 @@ class InvitationInline(ReadOnlyInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(AuditedAdmin):
-    list_display = ["name", "slug", "unverified_reports", "raw_retention_days", "record_retention_days", "created_at"]
+    list_display = [
+        "name", "slug", "unverified_reports", "raw_retention_days", "record_retention_days", "rollup_daily_days",
+        "rollup_monthly_days", "created_at",
+    ]  # fmt: skip
     list_filter = ["unverified_reports"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}

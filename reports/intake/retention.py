@@ -1,4 +1,5 @@
-"""Retention: each organization's old report records and raw inputs are removed; the daily rollups stay.
+"""Retention: each organization's old report records and raw inputs are removed; the rollups are
+made coarser, then removed, on their own clocks.
 
 An organization with ``record_retention_days`` set loses the Record rows of its domains' reports
 whose period ended longer ago; the Report rows stay (with their totals and ``records_purged_at``)
@@ -14,18 +15,25 @@ partition (reports/intake/partitions.py, which the run also asks to create the m
 the rows left due, of months some report still keeps, are deleted in batches. With
 RECORD_RETENTION_SLACK_DAYS set, the due rows of a month that will go whole within that many
 days are left for the drop.
+
+Rollups outlive records. Past ``rollup_daily_days`` a whole month's DailySource and DailyDkim rows are
+folded into one row per key dated on the month's first day: a sum over whole months is unchanged,
+and every reader that sums a date range still works, month-grained for those months. DailyTotal
+stays daily (a quarter to a tenth of DailySource's size, and what the time charts draw per day). Past
+``rollup_monthly_days`` whole months of all three go. A late report for a folded month adds a
+daily row again, which the next run folds.
 """
 
 import datetime
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from reports.intake import partitions, rawstore
-from reports.models import FailureSample, Intake, Organization, Record, Report
+from reports.models import DailyDkim, DailySource, DailyTotal, FailureSample, Intake, Organization, Record, Report
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,11 @@ BATCH = 50  # reports, or inputs, per transaction
 # Ingest writes the bytes before the ledger row that needs them is committed: a blob written
 # this recently may belong to such a row, so it is kept (that input's own retention removes it).
 FRESH_BLOB = datetime.timedelta(hours=1)
+ROLLUP_BATCH = 2000  # rollup rows per transaction
+ROLLUPS = (DailyTotal, DailySource, DailyDkim)
+FOLDED = (DailySource, DailyDkim)  # the large ones; DailyTotal is kept daily
+# The first day of a rollup row's month, in SQL.
+MONTH_OF = {"postgresql": "date_trunc('month', day::timestamp)::date", "sqlite": "date(day, 'start of month')"}
 
 
 def _cutoff(now: datetime.datetime, days: int) -> datetime.datetime | None:
@@ -71,7 +84,108 @@ def apply(now: datetime.datetime | None = None) -> dict[str, int]:
         "of %(inputs)d inputs (%(blobs)d files) removed for %(organizations)d organizations",
         counts,
     )
+    apply_rollups(now)
     return counts
+
+
+def apply_rollups(now: datetime.datetime) -> dict[str, int]:
+    """Fold and remove every organization's old rollups once; return how many rows went
+    (``folded``: daily rows folded into monthly ones; ``removed``: rows past the monthly retention)."""
+    counts = dict.fromkeys(("organizations", "folded", "removed"), 0)
+    due = Organization.objects.filter(Q(rollup_daily_days__gt=0) | Q(rollup_monthly_days__gt=0)).order_by("pk")
+    for organization in due:
+        counts["organizations"] += 1
+        try:
+            counts["removed"] += expire_rollups(organization, now)  # first: no use folding what goes
+            counts["folded"] += fold_rollups(organization, now)
+        except DatabaseError:
+            # A deadlock with a late report of the same old month, say: what was committed stays,
+            # the rest is found again by the next run, and the other organizations go on.
+            log.exception("rollup retention of organization %s stopped; the next run resumes it", organization.pk)
+    log.info(
+        "rollup retention: %(folded)d daily rows folded into months, %(removed)d rows removed, "
+        "for %(organizations)d organizations",
+        counts,
+    )
+    return counts
+
+
+def _month_before(now: datetime.datetime, days: int) -> datetime.date | None:
+    """The first day of the month holding ``now`` less ``days``: every earlier month is wholly past them.
+    None when nothing is: ``days`` is 0 (forever) or more than the calendar has."""
+    before = _cutoff(now, days) if days else None
+    if before is None:
+        return None
+    return before.astimezone(datetime.UTC).date().replace(day=1)
+
+
+def fold_rollups(organization: Organization, now: datetime.datetime) -> int:
+    """Fold the organization's DailySource and DailyDkim rows of the months before its
+    ``rollup_daily_days`` into one row per key on each month's first day; return the rows folded."""
+    before = _month_before(now, organization.rollup_daily_days)
+    if before is None:
+        return 0
+    domains = list(organization.domains.values_list("pk", flat=True))
+    folded = 0
+    for model in FOLDED:
+        # A month's first day holds what was folded: only the other days are due.
+        due = model.objects.filter(domain_id__in=domains, day__lt=before).exclude(day__day=1)
+        while True:
+            with transaction.atomic():
+                # Locked until the commit: a late report adding to one of these rows waits, finds it
+                # gone and writes a new daily row, which the next run folds. A row it holds already
+                # is skipped for the same reason.
+                ids = list(due.select_for_update(skip_locked=True).values_list("pk", flat=True)[:ROLLUP_BATCH])
+                if not ids:
+                    break
+                _add_to_months(model, ids)
+                folded += _delete(model, ids)
+    return folded
+
+
+def _add_to_months(model, ids: list[int]) -> None:
+    """Add the rows ``ids`` (locked) into the rows of their month's first day, made when missing."""
+    table = model._meta.db_table
+    keys = ", ".join(("domain_id", "day", *model.DIMENSIONS))
+    dimensions = ", ".join(model.DIMENSIONS)
+    month = MONTH_OF[connection.vendor]
+    sums = ", ".join(f"sum({name})" for name in model.SUMS)
+    added = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in model.SUMS)
+    marks = ", ".join(["%s"] * len(ids))
+    sql = (
+        f"INSERT INTO {table} ({keys}, {', '.join(model.SUMS)}) "  # noqa: S608 (names are ours)
+        f"SELECT domain_id, {month}, {dimensions}, {sums} FROM {table} WHERE id IN ({marks}) "
+        f"GROUP BY domain_id, {month}, {dimensions} "
+        f"ON CONFLICT ({keys}) DO UPDATE SET {added}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+
+
+def _delete(model, ids: list[int]) -> int:
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE id IN ({marks})", ids)  # noqa: S608
+        return cursor.rowcount
+
+
+def expire_rollups(organization: Organization, now: datetime.datetime) -> int:
+    """Delete the organization's rollups, daily and folded, of the months before its
+    ``rollup_monthly_days``; return the rows deleted."""
+    before = _month_before(now, organization.rollup_monthly_days)
+    if before is None:
+        return 0
+    domains = list(organization.domains.values_list("pk", flat=True))
+    removed = 0
+    for model in ROLLUPS:
+        due = model.objects.filter(domain_id__in=domains, day__lt=before)
+        while True:
+            with transaction.atomic():
+                ids = list(due.values_list("pk", flat=True)[:ROLLUP_BATCH])
+                if not ids:
+                    break
+                removed += _delete(model, ids)
+    return removed
 
 
 def purge_records(

@@ -1,5 +1,10 @@
 """Rollups: what the dashboard reads instead of records (reports/intake/rollups.py keeps them in the
-report's transaction; reports/dashboard/windows.py keeps the per-source windows)."""
+report's transaction; reports/dashboard/windows.py keeps the per-source windows).
+
+Retention (reports/intake/retention.py) compacts the DailySource and DailyDkim rows of a whole month
+older than the organization's ``rollup_daily_days`` into one row per key dated on the month's first
+day, so a sum over a range that holds whole months is unchanged; DailyTotal stays daily. Past
+``rollup_monthly_days`` all three lose their whole months."""
 
 from django.db import models
 
@@ -25,6 +30,7 @@ class DailyTotal(models.Model):
     records = models.PositiveBigIntegerField()
 
     DIMENSIONS = TOTAL_DIMENSIONS
+    SUMS = ("messages", "records")
 
     class Meta:
         constraints = [
@@ -50,6 +56,7 @@ class DailySource(models.Model):
     records = models.PositiveBigIntegerField()
 
     DIMENSIONS = SOURCE_DIMENSIONS
+    SUMS = ("messages", "records")
 
     class Meta:
         constraints = [
@@ -70,6 +77,9 @@ class DailyDkim(models.Model):
     selector = models.CharField(max_length=253)
     result = models.CharField(max_length=20)
     messages = models.PositiveBigIntegerField()
+
+    DIMENSIONS = ("signing_domain", "selector", "result")
+    SUMS = ("messages",)
 
     class Meta:
         constraints = [

@@ -42,6 +42,16 @@ class Organization(models.Model):
     record_retention_days = models.PositiveIntegerField(
         default=0, help_text="days report records are kept (the daily rollups stay); 0 keeps them forever"
     )
+    rollup_daily_days = models.PositiveIntegerField(
+        default=400,
+        help_text="days the rollups of sources and DKIM signatures keep each day; older whole months are "
+        "compacted to one row per month (totals unchanged); 0 keeps every day forever",
+    )
+    rollup_monthly_days = models.PositiveIntegerField(
+        default=0,
+        help_text="days any rollup is kept (daily totals and the monthly rows); older whole months are "
+        "removed from the dashboard; 0 keeps them forever",
+    )
     alert_min_messages = models.PositiveIntegerField(
         default=1, help_text="new domains start with this threshold for a new failing source"
     )

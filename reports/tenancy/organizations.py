@@ -13,6 +13,8 @@ SETTINGS_FIELDS = [
     "unverified_reports",
     "raw_retention_days",
     "record_retention_days",
+    "rollup_daily_days",
+    "rollup_monthly_days",
     "failure_retention_days",
     "failure_hash_local_parts",
     "failure_defang_urls",
