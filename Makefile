@@ -71,6 +71,7 @@ bench: $(VENV)/.test-deps services
 	$(BIN)/python bench/enrich.py
 	$(BIN)/python bench/asn.py
 	$(BIN)/python bench/tls.py
+	$(BIN)/python bench/rawstore.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

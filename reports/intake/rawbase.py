@@ -1,6 +1,7 @@
 """What every raw store backend shares: the digest names, the chunk size and the missing-input error."""
 
 import datetime
+import errno
 import io
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Protocol
@@ -68,7 +69,8 @@ class ChunkReader(io.RawIOBase):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
         if base + offset < 0:
-            raise ValueError("negative seek position")
+            # As a file does: zipfile probes before the start of a short archive and expects OSError.
+            raise OSError(errno.EINVAL, "Invalid argument")
         self.position = base + offset
         return self.position
 

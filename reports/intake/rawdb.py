@@ -40,12 +40,15 @@ class DatabaseBackend:
 
     def put(self, sha256: str, source: BinaryIO, size: int) -> bool:
         connection = connections[self.alias]
+        # Inside a caller's transaction the input commits with it; on its own, it commits here.
+        own_transaction = not connection.in_atomic_block
         with transaction.atomic(using=self.alias), connection.cursor() as cursor:
-            if connection.vendor == "postgresql" and self.alias == "default":
+            if own_transaction and connection.vendor == "postgresql" and self.alias == "default":
                 # The ledger row that names this input commits after it, synchronously, and flushes
                 # the log up to it: so the input is on disk whenever anything refers to it, and its
-                # own commit need not wait for the disk. (A store on a server of its own has no such
-                # later commit to rely on, and waits.)
+                # own commit need not wait for the disk. (Never inside a caller's transaction, whose
+                # own commit this would make asynchronous; and not for a store on a server of its
+                # own, which has no such later commit to rely on.)
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
             # One statement both claims the digest and tells whether it was new: a concurrent writer
             # of the same bytes waits here for the first, then finds it and writes nothing.

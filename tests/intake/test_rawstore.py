@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from django.core import checks
 from django.core.management import CommandError, call_command
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 
 from reports.intake import pipeline, rawdb, rawstore
 from reports.intake.rawbase import CHUNK
@@ -253,3 +253,23 @@ def test_an_upload_cut_mid_way_leaves_no_object_and_the_retry_stores_it(settings
     assert rawstore.save_bytes(data) == (sha256, len(data))
     with rawstore.open_raw(sha256) as raw:
         assert hashlib.sha256(raw.read()).hexdigest() == sha256
+
+
+@pytest.mark.django_db(transaction=True)
+def test_storing_inside_a_callers_transaction_leaves_its_commit_synchronous(settings):
+    """The store's asynchronous commit is for its own transaction only: a mailbox batch that stores
+    inputs and then commits its ledger rows must still wait for the disk."""
+    if connection.vendor != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    settings.RAW_STORE = "database"
+
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    with transaction.atomic():
+        rawstore.save_bytes(noise(100))
+        assert setting() == "on"
+    rawstore.save_bytes(noise(200))  # its own transaction: the setting ended with it
+    assert setting() == "on"
