@@ -66,7 +66,7 @@ class OrganizationSettingsForm(forms.ModelForm):
             "rollup_daily_days": "After this, a whole month of the per-source and per-DKIM figures is kept as one "
             "row per source and result: every total stays, but older sources and signatures are counted by month "
             "(a period starting or ending mid-month counts such a month only if it holds the month's first day). "
-            "By day they take about 320 MB per million records, folded about 160 MB (bench/rollups.py). "
+            "By day they take about 300 MB per million records; folded, about half. "
             "0 keeps every day.",
             "rollup_monthly_days": "After this, whole months go from the dashboard: its totals, sources and DKIM "
             "signatures. 0 keeps them forever.",
