@@ -1,6 +1,7 @@
 """Load: concurrent logged-in users browse the dashboard served by gunicorn; print throughput and latency.
 
-    .venv/bin/python bench/load.py [--users 50] [--requests 1000] [--workers 4] [--rebuild]
+    .venv/bin/python bench/load.py [--users 50] [--requests 1000] [--workers 4] [--think 2-5]
+                                   [--mode both|no-think|think] [--rebuild]
 
 1. The data: the demo organization (``manage.py demo``: two domains, 90 days of reports through
    the real ingest and enrichment) and a third, larger domain in an organization of its own, 90
@@ -16,8 +17,12 @@
    a report, the report list, alerts, a CSV export and the JSON API), is fetched once to warm up.
    Then all users start at once, each on its own connection (http.client), and between them make
    ``--requests`` requests, each user walking the pages from its own starting point.
-5. Printed: requests, concurrency, requests per second, median, p95 and p99 latency, the slowest
-   pages by p95, and every error: any status but 200, or a connection error.
+   This is done twice (``--mode both``): once with no pause between a user's requests (the
+   throughput: every worker always busy), once with each user thinking 2 to 5 s (``--think``)
+   after every page, as people read a dashboard (the latency a user sees at that load).
+5. Printed, per run: requests, concurrency, requests per second, median, p95 and p99 latency, the
+   slowest pages by p95, and every error: any status but 200, or a connection error. And the
+   machine's busy CPU time per request (gunicorn, PostgreSQL, Redis and the bench).
 
 tests/test_soak.py runs this with 50 users against the test database (``make test-soak``).
 """
@@ -59,12 +64,20 @@ REDIS_URL = "redis://127.0.0.1:6379/12"  # the load's own database (13, 14: test
 class Figures:
     users: int
     workers: int
+    think: tuple[float, float] | None = None  # seconds a user pauses after each page, at random between
     requests: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     by_page: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: Counter = field(default_factory=Counter)
     seed: str = ""
+    cpu_seconds: float = 0.0  # the whole machine's busy CPU time while measured
+
+    @property
+    def mode(self) -> str:
+        if self.think is None:
+            return "no think time"
+        return f"think time {self.think[0]:g}-{self.think[1]:g} s"
 
     def percentile(self, values: list[float], p: int) -> float:
         if len(values) < 2:
@@ -77,15 +90,20 @@ class Figures:
 
     def report(self) -> str:
         lat = self.latencies
+        held = self.workers * self.seconds / self.requests * 1000
         lines = [
             self.seed,
-            f"{self.requests} requests by {self.users} concurrent users, gunicorn with {self.workers} workers: "
-            f"{self.seconds:.1f} s, {self.requests / self.seconds:.1f} requests/s",
+            f"{self.mode}: {self.requests} requests by {self.users} concurrent users, gunicorn with "
+            f"{self.workers} workers: {self.seconds:.1f} s, {self.requests / self.seconds:.1f} requests/s",
             f"latency ms: median {statistics.median(lat) * 1000:.0f}, p95 {self.p95 * 1000:.0f}, "
             f"p99 {self.percentile(lat, 99) * 1000:.0f}, max {max(lat) * 1000:.0f}",
             # With no pause between a user's requests, latency is mostly the wait for a free worker.
-            f"each request held a gunicorn worker {self.workers * self.seconds / self.requests * 1000:.0f} ms "
-            f"on average; users do not pause between requests, so the rest of the latency is queueing",
+            f"each request held a gunicorn worker {held:.0f} ms on average; users do not pause between "
+            "requests, so the rest of the latency is queueing"
+            if self.think is None
+            else "users pause between requests: a worker is often idle, the latency is mostly the work",
+            f"busy CPU time of the machine while measured: {self.cpu_seconds:.1f} s, "
+            f"{self.cpu_seconds / self.requests * 1000:.0f} ms per request (gunicorn, PostgreSQL, Redis, this bench)",
             f"errors: {sum(self.errors.values())}" + (f" {dict(self.errors)}" if self.errors else ""),
             "slowest pages by p95 (ms):",
         ]
@@ -280,10 +298,23 @@ def fetch(connection: http.client.HTTPConnection, url: str, session: str) -> int
     return response.status
 
 
+def machine_cpu_seconds() -> float:
+    """Busy CPU seconds of the whole machine so far (every core), from /proc/stat; 0 elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(value) for value in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def drive(port: int, keys: list[str], urls: list[str], total: int, figures: Figures) -> None:
-    """All users at once, each its own connection and session, ``total`` requests between them."""
+    """All users at once, each its own connection and session, ``total`` requests between them;
+    with ``figures.think``, each user pauses a random time in that range after every page (and
+    before its first, so that users do not all arrive in the same second)."""
     lock = threading.Lock()
     start = threading.Barrier(len(keys) + 1)
+    think = figures.think
 
     def user(number: int, session: str, count: int) -> None:
         rng = random.Random(number)
@@ -291,6 +322,8 @@ def drive(port: int, keys: list[str], urls: list[str], total: int, figures: Figu
         rng.shuffle(order)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         start.wait()
+        if think:
+            time.sleep(rng.uniform(0, think[1]))
         for n in range(count):
             url = order[n % len(order)]
             began = time.perf_counter()
@@ -307,6 +340,8 @@ def drive(port: int, keys: list[str], urls: list[str], total: int, figures: Figu
                 figures.by_page[url].append(elapsed)
                 if error:
                     figures.errors[error] += 1
+            if think:
+                time.sleep(rng.uniform(*think))
         connection.close()
 
     shares = [total // len(keys) + (1 if n < total % len(keys) else 0) for n in range(len(keys))]
@@ -314,18 +349,20 @@ def drive(port: int, keys: list[str], urls: list[str], total: int, figures: Figu
     for thread in threads:
         thread.start()
     start.wait()
-    began = time.monotonic()
+    began, cpu = time.monotonic(), machine_cpu_seconds()
     for thread in threads:
         thread.join()
     figures.seconds = time.monotonic() - began
+    figures.cpu_seconds = machine_cpu_seconds() - cpu
 
 
 def run(database_url: str, *, users: int = 50, requests: int = 1000, workers: int = 4, redis_url: str = REDIS_URL,
-        data_dir: Path | None = None) -> Figures:  # fmt: skip
-    """Seed, serve, warm up, then measure; Django must be set up on the database at ``database_url``."""
+        data_dir: Path | None = None, think: tuple[float, float] | None = None) -> Figures:  # fmt: skip
+    """Seed, serve, warm up, then measure; Django must be set up on the database at ``database_url``.
+    ``think``: each user pauses between pages, a random time in this range of seconds."""
     import redis
 
-    figures = Figures(users=users, workers=workers)
+    figures = Figures(users=users, workers=workers, think=think)
     figures.seed = seed(users)
     keys = sessions(users)
     urls = pages()
@@ -361,7 +398,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", 4)))
     parser.add_argument("--redis-url", default=REDIS_URL, help="gunicorn's cache; empty for none (local memory)")
     parser.add_argument("--rebuild", action="store_true", help="drop the load database and build it again")
+    parser.add_argument("--think", default="2-5", help="a user's pause between pages, MIN-MAX seconds")
+    parser.add_argument(
+        "--mode", choices=("both", "no-think", "think"), default="both", help="which runs to make (both: one each)"
+    )
     args = parser.parse_args()
+    low, _, high = args.think.partition("-")
+    think = (float(low), float(high or low))
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmarcdash.settings")
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dmarcdash_load")
@@ -385,9 +428,15 @@ def main() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    figures = run(url, users=args.users, requests=args.requests, workers=args.workers, redis_url=args.redis_url)
-    print(figures.report())
-    sys.exit(1 if figures.errors else 0)
+    errors = False
+    for pause in {"both": (None, think), "no-think": (None,), "think": (think,)}[args.mode]:
+        figures = run(
+            url, users=args.users, requests=args.requests, workers=args.workers, redis_url=args.redis_url, think=pause
+        )
+        print(figures.report(), flush=True)
+        print(flush=True)
+        errors = errors or bool(figures.errors)
+    sys.exit(1 if errors else 0)
 
 
 if __name__ == "__main__":

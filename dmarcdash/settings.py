@@ -455,3 +455,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["input"]}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
 }
+
+# The dashboard caches what it computes per domain and data generation, and its charts by their data
+# (reports/dashboard/cache.py, charts.py): many small entries. Without Redis each process keeps its own
+# in memory; room for a few hundred pages' worth (the default 300 entries is a handful of users' pages).
+if CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+    CACHES["default"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 2000)

@@ -7,8 +7,11 @@ plotly renders it as SVG text.
 """
 
 import datetime
+import functools
+import hashlib
 
 import plotly.graph_objects as go
+from django.core.cache import cache
 
 PASSING = "#2e8540"
 DKIM_ONLY = "#6fb26f"
@@ -39,6 +42,26 @@ def _layout(title: str, **extra) -> dict:
     }
     layout.update(extra)
     return layout
+
+
+CACHE_VERSION = 1
+CACHE_SECONDS = 6 * 3600
+
+
+def memoized(build):
+    """Cache a chart by what it is drawn from: plotly's validation of every property costs
+    milliseconds per trace, and the same rows give the same figure. The key is a digest of the
+    arguments (plain data: dates, numbers, labels) and of today's date (today's bar is drawn as
+    partial), so a figure is never reused for other data."""
+
+    @functools.wraps(build)
+    def wrapper(*args, **kwargs):
+        today = datetime.datetime.now(datetime.UTC).date()
+        digest = hashlib.sha256(repr((today, args, sorted(kwargs.items()))).encode()).hexdigest()
+        key = f"chart:{CACHE_VERSION}:{build.__name__}:{digest}"
+        return cache.get_or_set(key, lambda: build(*args, **kwargs), timeout=CACHE_SECONDS)
+
+    return wrapper
 
 
 def _figure(data: list, layout: dict) -> dict:
@@ -78,6 +101,7 @@ def _bucketed(rows: list[dict]) -> tuple[list[dict], str]:
     return (by_week(rows), "week") if len(rows) > WEEKLY_AFTER else (rows, "day")
 
 
+@memoized
 def messages_per_day(rows: list[dict]) -> dict:
     rows, unit = _bucketed(rows)
     series = [(key, label, colour, "%{y:,} messages") for key, label, colour in RESULTS]
@@ -115,6 +139,7 @@ def _stacked_per_day(rows: list[dict], series: list[tuple], title: str, unit: st
     return _figure(data, layout)
 
 
+@memoized
 def pass_rate(rows: list[dict]) -> dict:
     rows, unit = _bucketed(rows)
     days = [row["date"].isoformat() for row in rows]
@@ -155,11 +180,18 @@ def short_labels(names: list[str]) -> list[str]:
 def by_key(rows: list[dict], title: str, label, *, height: int | None = None) -> dict:
     """Horizontal bars of passing and failing messages per row (source IP, sender, reporter...)."""
     full = [label(row) for row in rows][::-1]
+    passing = [row.get("passing") or 0 for row in rows][::-1]
+    failing = [row.get("failing") or 0 for row in rows][::-1]
+    return _bars(title, full, passing, failing, height or max(260, 60 + 24 * len(rows)))
+
+
+@memoized
+def _bars(title: str, full: list[str], passing: list[int], failing: list[int], height: int) -> dict:
     names = short_labels(full)
     data = [
         go.Bar(
             y=names,
-            x=[row.get("passing") or 0 for row in rows][::-1],
+            x=passing,
             name="Passes DMARC",
             orientation="h",
             marker_color=PASSING,
@@ -168,7 +200,7 @@ def by_key(rows: list[dict], title: str, label, *, height: int | None = None) ->
         ),
         go.Bar(
             y=names,
-            x=[row.get("failing") or 0 for row in rows][::-1],
+            x=failing,
             name="Fails DMARC",
             orientation="h",
             marker_color=FAIL,
@@ -180,7 +212,7 @@ def by_key(rows: list[dict], title: str, label, *, height: int | None = None) ->
         title,
         barmode="stack",
         hovermode="y unified",
-        height=height or max(260, 60 + 24 * len(rows)),
+        height=height,
         margin={"l": 190, "r": 20, "t": 66, "b": 40},
         legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.0, "yanchor": "bottom"},
         xaxis={"tickformat": ",d"},
@@ -192,6 +224,7 @@ def by_key(rows: list[dict], title: str, label, *, height: int | None = None) ->
     return _figure(data, layout)
 
 
+@memoized
 def dispositions(rows: list[dict]) -> dict:
     data = [
         go.Pie(
@@ -210,6 +243,7 @@ def dispositions(rows: list[dict]) -> dict:
 SELECTOR_COLOURS = ("#2c7fb8", "#7b3294", "#e67e22", "#2e8540", "#c0392b", "#7f8c8d")
 
 
+@memoized
 def selector_pass_rates(dates: list, series: dict[tuple[str, str], dict]) -> dict:
     """Pass rate per day of each DKIM selector (``series``: (d=, s=) -> {day: (messages, passing)}):
     a key that breaks shows as its line falling, on the day it fell."""
@@ -255,6 +289,7 @@ def _tls_bucketed(rows: list[dict]) -> tuple[list[dict], str]:
     return list(weeks.values()), "week"
 
 
+@memoized
 def tls_sessions_per_day(rows: list[dict]) -> dict:
     """TLS sessions per UTC day (or week), stacked: succeeded, failed."""
     rows, unit = _tls_bucketed(rows)
@@ -265,6 +300,7 @@ def tls_sessions_per_day(rows: list[dict]) -> dict:
     return _stacked_per_day(rows, series, f"TLS sessions per UTC {unit}", "sessions")
 
 
+@memoized
 def tls_result_types(rows: list[dict]) -> dict:
     """Horizontal bars of failed TLS sessions by result type (rows as dashboard/tls.py's
     ``result_types`` gives them, most first)."""
@@ -302,6 +338,7 @@ FAILURE_KINDS = (
 )
 
 
+@memoized
 def failure_samples_per_day(rows: list[dict]) -> dict:
     """Failure samples per UTC day (or week), stacked by what failed (rows as dashboard/failures.py's
     ``daily`` gives them: ``date`` and a count per kind)."""

@@ -12,12 +12,12 @@ reads the records of the period's reports instead, which is slower but exact.
 import datetime
 from dataclasses import dataclass, field, replace
 
-from django.core.cache import cache
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.db import connection
 from django.db.models import Count, Exists, F, FloatField, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import Cast, NullIf, TruncDate
 
+from reports.dashboard import cache as generations
 from reports.dashboard import windows
 from reports.enrichment import verdicts
 from reports.enrichment.inventory import Inventory, network_of
@@ -210,12 +210,12 @@ def with_rates(row: dict) -> dict:
     return row
 
 
-def summary(domain: Domain, period: Period, filters: Filters) -> dict:
+def _summary(domain: Domain, period: Period, filters: Filters) -> dict:
     source = _rows(domain, period, filters, by_ip=False)
     return with_rates(source.rows.aggregate(**_sums(source.messages)))
 
 
-def daily(domain: Domain, period: Period, filters: Filters) -> list[dict]:
+def _daily(domain: Domain, period: Period, filters: Filters) -> list[dict]:
     """One row per day of the period, days without reports included as zeros."""
     source = _rows(domain, period, filters, by_ip=False)
     found = {
@@ -225,7 +225,7 @@ def daily(domain: Domain, period: Period, filters: Filters) -> list[dict]:
     return [with_rates(found.get(day) or {"date": day}) | {"date": day} for day in period.dates()]
 
 
-def overview(domain: Domain, period: Period, filters: Filters) -> dict:
+def _overview(domain: Domain, period: Period, filters: Filters) -> dict:
     """Per day, in total, by disposition and by override reason: from one read of the rollup
     when it can answer (the overview page would otherwise read it four times)."""
     source = _rows(domain, period, filters, per_report=True)
@@ -263,7 +263,7 @@ def overview(domain: Domain, period: Period, filters: Filters) -> dict:
     }
 
 
-def breakdown(domain: Domain, period: Period, filters: Filters, by: str) -> list[dict]:
+def _breakdown(domain: Domain, period: Period, filters: Filters, by: str) -> list[dict]:
     """Messages by disposition, override reason, reporter or header_from, busiest first."""
     source = _rows(domain, period, filters, per_report=by in ("reason", "reporter"))
     by_field = source.fields.get(by, by)
@@ -300,12 +300,17 @@ def _window(domain: Domain, period: Period, filters: Filters):
 WINDOW_FIELDS = ("source_ip", *(name for name in windows.COLUMNS if name not in ("domain_id", "days", "source_ip")))
 
 
-def source_rows(domain: Domain, period: Period, filters: Filters, sort: str = "-messages"):
-    """Every source IP of the period, one aggregated row each, sorted (``-`` for descending)."""
+def source_ordering(sort: str) -> tuple[str, str]:
+    """The ordering of source rows for a ``sort`` asked for (``-`` for descending), as order_by takes it."""
     key = sort.lstrip("-")
     order = SOURCE_SORTS.get(key, "messages")
     descending = sort.startswith("-") or key not in SOURCE_SORTS
-    ordering = (f"-{order}" if descending else order, "source_ip")
+    return (f"-{order}" if descending else order, "source_ip")
+
+
+def source_rows(domain: Domain, period: Period, filters: Filters, sort: str = "-messages"):
+    """Every source IP of the period, one aggregated row each, sorted (``-`` for descending)."""
+    ordering = source_ordering(sort)
     window = _window(domain, period, filters)
     if window is not None:
         return window.values(*WINDOW_FIELDS).order_by(*ordering)
@@ -321,13 +326,6 @@ def source_rows(domain: Domain, period: Period, filters: Filters, sort: str = "-
         )
         .order_by(*ordering)
     )
-
-
-def sources(domain: Domain, period: Period, filters: Filters, sort: str = "-messages", page: str | int = 1):
-    """The paginated table of source IPs with what is known about each."""
-    page = Paginator(source_rows(domain, period, filters, sort), PAGE_SIZE).get_page(page)
-    page.object_list = describe([with_rates(dict(row)) for row in page.object_list])
-    return page
 
 
 def describe(rows: list[dict]) -> list[dict]:
@@ -349,7 +347,7 @@ def explain(
     inventory.load(ips)
     failing = [row["source_ip"] for row in rows if row.get("failing")] if why else []
     passing = {row["source_ip"]: row.get("passing") or 0 for row in rows}
-    found = verdicts.for_ips(domain, period.start, period.end, failing, inventory, passing) if failing else {}
+    found = _verdicts(domain, period, failing, inventory, passing) if failing else {}
     for row in rows:
         ip = row["source_ip"]
         sender, evidence = inventory.sender(ip)
@@ -359,7 +357,7 @@ def explain(
     return rows
 
 
-def top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 15) -> list[dict]:
+def _top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 15) -> list[dict]:
     """The busiest sources for the chart: only messages and passing, and no count of them all."""
     if _window(domain, period, filters) is not None:
         rows = source_rows(domain, period, filters, "-messages").values("source_ip", "messages", "passing")
@@ -374,7 +372,7 @@ def top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 1
     return [with_rates(dict(row)) for row in rows[:limit]]
 
 
-def top_failing(domain: Domain, period: Period, filters: Filters, limit: int = 10) -> list[dict]:
+def _top_failing(domain: Domain, period: Period, filters: Filters, limit: int = 10) -> list[dict]:
     """The sources with the most failing messages, most first (none that only pass)."""
     rows = source_rows(domain, period, filters, "-failing")[:limit]
     return [with_rates(dict(row)) for row in rows if row["failing"]]
@@ -406,7 +404,7 @@ def senders(domain: Domain, period: Period, filters: Filters) -> list[dict]:
     return result[:PAGE_SIZE]
 
 
-def dkim_signatures(domain: Domain, period: Period) -> list[dict]:
+def _dkim_signatures(domain: Domain, period: Period) -> list[dict]:
     """Signatures by signing domain and selector: messages, passes, whether the signing domain
     aligns with the domain (relaxed: the same organizational domain), and for a selector that
     passed and then failed, the day it began to fail."""
@@ -418,7 +416,7 @@ def dkim_signatures(domain: Domain, period: Period) -> list[dict]:
     )
     rows = [row | {"passing_rate": row["passing"] / row["messages"] if row["messages"] else None} for row in rows[:200]]
     base = organizational_domain(domain.name)
-    daily = dkim_daily(domain, period, [(row["signing_domain"], row["selector"]) for row in rows[:50]])
+    daily = _dkim_daily(domain, period, [(row["signing_domain"], row["selector"]) for row in rows[:50]])
     for row in rows:
         row["aligned"] = bool(base) and organizational_domain(row["signing_domain"]) == base
         row["fails_since"] = _fails_since(period.dates(), daily.get((row["signing_domain"], row["selector"]), {}))
@@ -427,6 +425,12 @@ def dkim_signatures(domain: Domain, period: Period) -> list[dict]:
 
 def dkim_daily(domain: Domain, period: Period, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     """Per (signing domain, selector): each day's (messages, passing)."""
+    if not keys:
+        return {}
+    return _cached(domain, "dkim-daily", None, (period, tuple(keys)), lambda: _dkim_daily(domain, period, keys))
+
+
+def _dkim_daily(domain: Domain, period: Period, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
     if not keys:
         return {}
     wanted = Q()
@@ -459,8 +463,9 @@ def _fails_since(days: list[datetime.date], per_day: dict) -> datetime.date | No
 
 def filter_choices(domain: Domain, period: Period) -> dict[str, list]:
     """The values each filter can take in this period, cached until the domain's data changes."""
-    key = f"filter-choices:{domain.pk}:{period.start}:{period.end}:{windows.generation(domain.pk)}"
-    return cache.get_or_set(key, lambda: _filter_choices(domain, period), timeout=3600)
+    return generations.cached(
+        domain, "filter-choices", (period.start, period.end), lambda: _filter_choices(domain, period)
+    )
 
 
 def _filter_choices(domain: Domain, period: Period) -> dict[str, list]:
@@ -553,7 +558,7 @@ def domain_rows(domains: list[Domain], period: Period) -> list[dict]:
     return rows
 
 
-def source_daily(domain: Domain, period: Period, ip: str) -> list[dict]:
+def _source_daily(domain: Domain, period: Period, ip: str) -> list[dict]:
     """One source IP's messages (and records) per day of the period."""
     rows = DailySource.objects.filter(domain=domain, source_ip=ip, day__gte=period.start, day__lte=period.end)
     sums = {**_sums("messages"), "records": Sum("records")}
@@ -561,7 +566,7 @@ def source_daily(domain: Domain, period: Period, ip: str) -> list[dict]:
     return [with_rates(found.get(day) or {}) | {"date": day} for day in period.dates()]
 
 
-def source_reporters(domain: Domain, period: Period, ip: str) -> list[dict]:
+def _source_reporters(domain: Domain, period: Period, ip: str) -> list[dict]:
     """Who reported one source IP, read from its records (few, and indexed by IP)."""
     rows = (
         Record.objects.between(period.start, period.end)
@@ -581,3 +586,102 @@ def total_of(rows: list[dict]) -> dict:
     """The sum of per-day rows, with its rates."""
     names = ("messages", "records", *(name for name in _sums("x") if name != "messages"))
     return with_rates({name: sum(row.get(name) or 0 for row in rows) for name in names})
+
+
+# Cached per data generation (reports/dashboard/cache.py) ---------------------------------------------------
+# What these return is read from the rollups (or, for a source's reporters, its records) only. A
+# sender filter is answered afresh: which IPs belong to a named sender is the enrichment's, which
+# changes without the domain's data changing.
+
+
+def _cached(domain: Domain, name: str, filters: Filters | None, parts: tuple, compute):
+    if filters is not None and filters.sender is not None:
+        return compute()
+    return generations.cached(domain, name, (*parts, filters), compute)
+
+
+def summary(domain: Domain, period: Period, filters: Filters) -> dict:
+    return _cached(domain, "summary", filters, (period,), lambda: _summary(domain, period, filters))
+
+
+def daily(domain: Domain, period: Period, filters: Filters) -> list[dict]:
+    """One row per day of the period, days without reports included as zeros."""
+    return _cached(domain, "daily", filters, (period,), lambda: _daily(domain, period, filters))
+
+
+def overview(domain: Domain, period: Period, filters: Filters) -> dict:
+    """Per day, in total, by disposition and by override reason."""
+    return _cached(domain, "overview", filters, (period,), lambda: _overview(domain, period, filters))
+
+
+def breakdown(domain: Domain, period: Period, filters: Filters, by: str) -> list[dict]:
+    """Messages by disposition, override reason, reporter or header_from, busiest first."""
+    return _cached(domain, "breakdown", filters, (period, by), lambda: _breakdown(domain, period, filters, by))
+
+
+def top_sources(domain: Domain, period: Period, filters: Filters, limit: int = 15) -> list[dict]:
+    """The busiest sources for the chart: only messages and passing, and no count of them all."""
+    return _cached(
+        domain, "top-sources", filters, (period, limit), lambda: _top_sources(domain, period, filters, limit)
+    )
+
+
+def top_failing(domain: Domain, period: Period, filters: Filters, limit: int = 10) -> list[dict]:
+    """The sources with the most failing messages, most first (none that only pass)."""
+    return _cached(
+        domain, "top-failing", filters, (period, limit), lambda: _top_failing(domain, period, filters, limit)
+    )
+
+
+def dkim_signatures(domain: Domain, period: Period) -> list[dict]:
+    """Signatures by signing domain and selector, with alignment and the day a selector began to fail."""
+    return _cached(domain, "dkim", None, (period,), lambda: _dkim_signatures(domain, period))
+
+
+def source_daily(domain: Domain, period: Period, ip: str) -> list[dict]:
+    """One source IP's messages (and records) per day of the period."""
+    return _cached(domain, "source-daily", None, (period, ip), lambda: _source_daily(domain, period, ip))
+
+
+def source_reporters(domain: Domain, period: Period, ip: str) -> list[dict]:
+    """Who reported one source IP."""
+    return _cached(domain, "source-reporters", None, (period, ip), lambda: _source_reporters(domain, period, ip))
+
+
+def sources(domain: Domain, period: Period, filters: Filters, sort: str = "-messages", page: str | int = 1):
+    """The paginated table of source IPs with what is known about each (the numbers cached, what
+    is known about each IP read afresh)."""
+
+    def compute():
+        found = Paginator(source_rows(domain, period, filters, sort), PAGE_SIZE).get_page(page)
+        return found.paginator.count, found.number, [with_rates(dict(row)) for row in found.object_list]
+
+    count, number, rows = _cached(domain, "sources", filters, (period, sort, str(page)[:20]), compute)
+    paginator = CountedPaginator(count)
+    return Page(describe(rows), number, paginator)
+
+
+class CountedPaginator(Paginator):
+    """A paginator of a known number of rows, for a page whose rows were read before."""
+
+    def __init__(self, count: int):
+        super().__init__([], PAGE_SIZE)
+        self._known_count = count
+
+    @property
+    def count(self) -> int:
+        return self._known_count
+
+
+def _verdicts(domain: Domain, period: Period, ips: list[str], inventory: Inventory, passing: dict) -> dict:
+    """verdicts.for_ips, cached: what it reads of the records and rollups is the domain's data
+    generation, of the failure samples their own (samples_generation), and of the inventory, each
+    IP's sender and standing, which are in the key as the inventory sees them now."""
+    state = []
+    for ip in ips:
+        sender = inventory.sender(ip)[0]
+        state.append((ip, passing.get(ip, 0), sender and (sender.pk, sender.name), inventory.status(ip)))
+    parts = (period.start, period.end, tuple(state), generations.samples_generation(domain))
+    return generations.cached(
+        domain, "verdicts", parts, lambda: verdicts.for_ips(domain, period.start, period.end, ips, inventory, passing)
+    )

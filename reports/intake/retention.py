@@ -96,12 +96,17 @@ def apply_rollups(now: datetime.datetime) -> dict[str, int]:
     for organization in due:
         counts["organizations"] += 1
         try:
-            counts["removed"] += expire_rollups(organization, now)  # first: no use folding what goes
-            counts["folded"] += fold_rollups(organization, now)
+            removed = expire_rollups(organization, now)  # first: no use folding what goes
+            folded = fold_rollups(organization, now)
+            if removed or folded:  # the dashboard's cached figures of these domains are out of date
+                organization.domains.update(rollups_changed_at=now)
+            counts["removed"] += removed
+            counts["folded"] += folded
         except DatabaseError:
             # A deadlock with a late report of the same old month, say: what was committed stays,
             # the rest is found again by the next run, and the other organizations go on.
             log.exception("rollup retention of organization %s stopped; the next run resumes it", organization.pk)
+            organization.domains.update(rollups_changed_at=now)  # some batches may have committed
     log.info(
         "rollup retention: %(folded)d daily rows folded into months, %(removed)d rows removed, "
         "for %(organizations)d organizations",

@@ -205,6 +205,9 @@ class Domain(models.Model):
         null=True, blank=True, help_text="when alerts began: sources failing before are known, not new"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # When retention last folded or removed this domain's rollups: part of the dashboard's cache key
+    # (reports/dashboard/cache.py), since no report changes then.
+    rollups_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = DomainQuerySet.as_manager()
 

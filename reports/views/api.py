@@ -10,6 +10,7 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.urls import path
 
+from reports.dashboard import cache as generations
 from reports.dashboard import stats
 from reports.dashboard.stats import Filters, Period, PeriodError
 from reports.models import ApiToken, Domain, Record, Report
@@ -63,6 +64,7 @@ def api_view(view):
             scope["domain"] = domains.filter(name=kwargs.pop("name")).first()
             if scope["domain"] is None:
                 return JsonResponse({"error": "no such domain"}, status=404)
+            generations.pin(scope["domain"])
         return view(request, scope, *args, **kwargs)
 
     return wrapper

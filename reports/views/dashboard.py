@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path
 from django.utils.http import urlencode
 
+from reports.dashboard import cache as generations
 from reports.dashboard import charts, failures, stats, tls
 from reports.dashboard.stats import Filters, Period, PeriodError
 from reports.enrichment import inventory, ip_lookup, verdicts
@@ -47,7 +48,8 @@ class KnownCountPaginator(Paginator):
 
 
 def visible_domain(request, name: str) -> Domain:
-    return get_object_or_404(Domain.objects.for_user(request.user), name=name)
+    """The user's domain of that name (a 404 otherwise), its data generation read for the request."""
+    return generations.pin(get_object_or_404(Domain.objects.for_user(request.user), name=name))
 
 
 def period_and_filters(request) -> tuple[Period, Filters, str]:

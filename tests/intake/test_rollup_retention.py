@@ -303,3 +303,19 @@ def test_a_rollup_retention_that_would_blind_the_dashboard_is_refused(admin_clie
     assert page.status_code == 200 and message in page.content
     organization = Organization.objects.get(pk=acme.organization_id)
     assert (organization.rollup_daily_days, organization.rollup_monthly_days) == (400, 0)
+
+
+def test_folding_or_removing_rollups_moves_the_dashboards_cache_key(acme):
+    """No report changes when old months are folded or removed, so the domain is stamped instead:
+    a cached figure of those months is not served after the run."""
+    from reports.dashboard import cache as generations
+
+    before = generations.generation(Domain.objects.get(pk=acme.pk))
+    assert retention.apply_rollups(NOW)["folded"] > 0
+    folded = generations.generation(Domain.objects.get(pk=acme.pk))
+    assert folded != before
+    assert retention.apply_rollups(NOW)["folded"] == 0  # nothing done: the key stays
+    assert generations.generation(Domain.objects.get(pk=acme.pk)) == folded
+    Organization.objects.filter(pk=acme.organization_id).update(rollup_monthly_days=400)
+    assert retention.apply_rollups(NOW + datetime.timedelta(days=1))["removed"] > 0  # the next day's run
+    assert generations.generation(Domain.objects.get(pk=acme.pk)) != folded
