@@ -16,21 +16,25 @@ committed and had no unique key, and imported mail twice: issues #13336, #4471.)
 
 import ipaddress
 import logging
+import multiprocessing
 import ssl
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import repeat
 
 import imapclient
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from reports.intake import oauth
-from reports.intake.pipeline import ingest_message, record_messages
+from reports.intake.pipeline import ingest_message, limits, record_messages, remembered_domains
+from reports.intake.prepare import Preparer
 from reports.lib.parsing.limits import human_bytes
 from reports.models import Intake, Mailbox
 from reports.tenancy import netguard
@@ -45,6 +49,9 @@ TIMEOUT = 60
 # A poll renews its lease after every batch; a crashed poller's lease lapses this soon.
 LEASE = timedelta(minutes=5)
 BACKOFF_MAX = timedelta(hours=1)
+# A poll of at least this many messages parses them in a child process, ahead of storing
+# them (reports/intake/prepare.py), on PostgreSQL; 0 parses every message in this process.
+PREPARE_FROM = 4
 
 
 class MailboxError(Exception):
@@ -293,6 +300,30 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
     if finished:
         _move(client, list(finished.items()), mailbox, can_move, result)
     pending = [uid for uid in uids if uid not in finished]
+    # The child is started for a poll with enough messages to pay for it, and only where the
+    # records are COPYed (the lines it builds are COPY text). A Celery prefork worker's process is
+    # daemonic and may not start children: there Celery's own pool runs polls side by side instead.
+    ahead = (
+        PREPARE_FROM
+        and len(pending) >= PREPARE_FROM
+        and connection.vendor == "postgresql"
+        and not multiprocessing.current_process().daemon
+    )
+    with Preparer(limits()) if ahead else nullcontext() as preparer:
+        _store_batches(client, mailbox, result, token, uidvalidity, can_move, known, pending, preparer)
+
+
+def _store_batches(
+    client: imapclient.IMAPClient,
+    mailbox: Mailbox,
+    result: PollResult,
+    token: str,
+    uidvalidity: int,
+    can_move: bool,
+    known: dict[int, Intake],
+    pending: list[int],
+    preparer: Preparer | None,
+) -> None:
     cap = settings.DMARC_LIMITS["max_message_bytes"]
     for batch in _batches(client, pending):
         if not renew(mailbox, token):
@@ -311,15 +342,17 @@ def _drain(client: imapclient.IMAPClient, mailbox: Mailbox, result: PollResult, 
         bodies = client.fetch(wanted, ["BODY.PEEK[]"]) if wanted else {}
         # One commit per batch, not three per message: the messages stay in the folder until
         # it is committed, so a crash only means the batch is processed again.
-        with transaction.atomic():
+        with transaction.atomic(), remembered_domains():
             fetched = [(uid, bodies[uid][b"BODY[]"]) for uid in wanted if b"BODY[]" in bodies.get(uid, {})]
             known.update(
                 record_messages(mailbox, uidvalidity, [(uid, raw) for uid, raw in fetched if uid not in known])
             )
-            for uid, raw in fetched:
+            # The child parses the next messages while this process stores one.
+            ready = preparer.map((raw, f"uid {uid}") for uid, raw in fetched) if preparer else repeat(None)
+            for (uid, raw), prepared in zip(fetched, ready, strict=False):
                 with transaction.atomic():
                     intake = ingest_message(
-                        raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, resume=known[uid]
+                        raw, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, resume=known[uid], prepared=prepared
                     ).intake
                 _count(intake, result)
                 if intake.finished:

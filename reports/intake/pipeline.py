@@ -12,7 +12,11 @@ import functools
 import hashlib
 import io
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
@@ -25,7 +29,8 @@ from django.utils import timezone
 from dmarcdash.logs import input_context
 from reports.intake import failurestore, rawstore, rollups, signals, tlsstore
 from reports.intake.outcomes import IngestResult, Outcome
-from reports.intake.store import write_records
+from reports.intake.prepare import Aggregate, Attempt, Other, Prepared
+from reports.intake.store import copy_lines, write_records
 from reports.lib.authenticity import Authenticity, check_report_authenticity
 from reports.lib.parsing import (
     Document,
@@ -104,20 +109,22 @@ def ingest_message(
     resume: Intake | None = None,
     refuse: str = "",
     caps: Limits | None = None,
+    prepared: Prepared | None = None,
 ) -> IngestResult:
     """Record one IMAP message in the ledger, once per (mailbox, UIDVALIDITY, UID), and store its reports.
 
     ``resume`` is the message's ledger row when a crashed poll left it unfinished
     (the caller looks them up in one query for a whole batch); otherwise the row is
     created, and the unique constraint refuses a second one. ``refuse`` records a
-    message that was not downloaded (too large) with that reason.
+    message that was not downloaded (too large) with that reason. ``prepared`` is the
+    message already parsed by a reports.intake.prepare.Preparer (PostgreSQL only).
     """
     intake = resume or record_messages(mailbox, uidvalidity, [(uid, raw)])[uid]
     if refuse:
         outcomes = [Outcome("refused", intake_label(intake), refuse)]
         finish_intake(intake, outcomes)
         return IngestResult(intake, outcomes)
-    return process_intake(intake, caps)
+    return process_intake(intake, caps, prepared, raw)
 
 
 def record_messages(mailbox, uidvalidity: int, messages: list[tuple[int, bytes]]) -> dict[int, Intake]:
@@ -183,35 +190,39 @@ def replay(intake: Intake, actor=None, action: str = "intake.replayed") -> Inges
     return result
 
 
-def process_intake(intake: Intake, caps: Limits | None = None) -> IngestResult:
-    """Parse and store the reports of a ledger row; also used to replay a refused input."""
+def process_intake(
+    intake: Intake, caps: Limits | None = None, prepared: Prepared | None = None, raw: bytes = b""
+) -> IngestResult:
+    """Parse and store the reports of a ledger row; also used to replay a refused input.
+
+    ``prepared`` is the input (whose bytes are ``raw``) parsed ahead in another process
+    (reports.intake.prepare): then only its storing is left to do here."""
     # Every line logged while this input is processed names it (dmarcdash/logs.py).
     with input_context(intake.pk):
-        return _process_intake(intake, caps)
+        return _process_intake(intake, caps, prepared, raw)
 
 
-def _process_intake(intake: Intake, caps: Limits | None) -> IngestResult:
+class ParseCrash(Exception):
+    """Parsing ahead met an internal error (a bug, not a refused report); its text is the outcome's."""
+
+
+def _process_intake(intake: Intake, caps: Limits | None, prepared: Prepared | None, raw_bytes: bytes) -> IngestResult:
     caps = caps or limits()
     outcomes: list[Outcome] = []
     label = intake_label(intake)
     try:
-        with rawstore.open_raw(intake.sha256) as raw:
-            authenticate = None
-            if sniff(peek(raw)) == "email":
-                data = raw.read(caps.max_message_bytes + 1)
-                authenticate = authenticator(data)
-                raw = io.BytesIO(data)
-            for found in find_documents(raw, label, caps):
-                other = OTHER_KINDS.get(found.kind) if isinstance(found, Document) else None
-                if other is not None:
-                    outcomes.extend(other(found, intake, caps))
-                else:
-                    outcomes.append(store_document(found, intake, caps, authenticate))
+        if prepared is not None and not prepared.parse_here:
+            _store_prepared(prepared, raw_bytes, intake, caps, label, outcomes)
+        else:
+            _store_input(intake, caps, label, outcomes)
     except NotAggregateReport as exc:
         intake.kind = exc.kind
         outcomes.append(Outcome("kept", label, exc.reason))
     except ReportError as exc:
         outcomes.append(Outcome("refused", label, exc.reason))
+    except ParseCrash as exc:
+        log.error("intake %s failed: %s", intake.pk, exc)
+        outcomes.append(Outcome("failed", label, str(exc)))
     except Exception as exc:
         log.exception("intake %s failed", intake.pk)
         outcomes.append(Outcome("failed", label, f"internal error: {type(exc).__name__}: {exc}"))
@@ -225,6 +236,64 @@ def _process_intake(intake: Intake, caps: Limits | None) -> IngestResult:
         intake.parts_refused,
     )
     return IngestResult(intake, outcomes)
+
+
+def _store_prepared(
+    prepared: Prepared, raw: bytes, intake: Intake, caps: Limits, label: str, outcomes: list[Outcome]
+) -> None:
+    """Store the documents of a prepared input, in the order and with the outcomes _store_input gives."""
+    authenticate = None
+    if sniff(raw[:512]) == "email":
+        authenticate = authenticator(raw[: caps.max_message_bytes + 1])
+    for item in prepared.items:
+        if isinstance(item, Other):
+            outcomes.extend(OTHER_KINDS[item.kind](item.document(), intake, caps))
+        elif isinstance(item, Aggregate):
+            outcomes.append(store_prepared(item, intake, authenticate))
+        else:
+            outcomes.append(Outcome("refused", item.name, item.reason))
+    if prepared.end == "kept":
+        raise NotAggregateReport(prepared.reason, prepared.kind)
+    if prepared.end == "refused":
+        raise ReportError(prepared.reason)
+    if prepared.end == "failed":
+        raise ParseCrash(prepared.reason)
+
+
+def _store_input(intake: Intake, caps: Limits, label: str, outcomes: list[Outcome]) -> None:
+    """Read the input from the raw store and store every document in it, parsing as it goes."""
+    with _local_copy(intake.sha256) as raw:
+        authenticate = None
+        if sniff(peek(raw)) == "email":
+            data = raw.read(caps.max_message_bytes + 1)
+            authenticate = authenticator(data)
+            raw = io.BytesIO(data)
+        for found in find_documents(raw, label, caps):
+            other = OTHER_KINDS.get(found.kind) if isinstance(found, Document) else None
+            if other is not None:
+                outcomes.extend(other(found, intake, caps))
+            else:
+                outcomes.append(store_document(found, intake, caps, authenticate))
+
+
+# Raw inputs up to this size are copied into memory before parsing; larger ones into a temporary
+# file (a large one is never held twice: the email path reads it whole into memory anyway).
+SPOOL_MEMORY = 1024 * 1024
+
+
+def _local_copy(sha256: str) -> BinaryIO:
+    """The input's raw bytes, read whole from the raw store before parsing starts: a store that
+    keeps them in the database reads them on this connection, which cannot run a query while the
+    report's records are being COPYed into it (it would wait for itself)."""
+    copy = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+    try:
+        with rawstore.open_raw(sha256) as raw:
+            shutil.copyfileobj(raw, copy, 1024 * 1024)
+        copy.seek(0)
+    except BaseException:
+        copy.close()
+        raise
+    return copy
 
 
 def finish_intake(intake: Intake, outcomes: list[Outcome]) -> None:
@@ -293,21 +362,66 @@ def _store(
     """
     with document.open() as stream:
         parsed = parse_aggregate(stream, caps, document.notes, salvage=salvage)
-        key = fingerprint(parsed)
+        return _save(document.name, parsed, intake, authenticate, lambda report: write_records(report, parsed.records))
+
+
+def _save(
+    name: str,
+    parsed: ParsedReport,
+    intake: Intake | None,
+    authenticate: Callable | None,
+    write: Callable[[Report], tuple[int, int, int]],
+) -> Outcome:
+    """Store a parsed report whose records ``write`` stores (returning their totals), in one transaction."""
+    key = fingerprint(parsed)
+    try:
+        with transaction.atomic():
+            report, treatment = _create_report(parsed, key, intake)
+            checked = authenticate(parsed.email) if authenticate else None
+            totals = write(report)
+            _finish_report(report, totals, parsed.repairs, checked, treatment)
+            rollups.add_report(report)
+            transaction.on_commit(announce_stored)
+    except IntegrityError:
+        existing = stored_report(key)
+        if existing is None:
+            raise
+        return _outcome("duplicate", name, existing)
+    return _outcome("stored", name, report)
+
+
+def store_prepared(item: Aggregate, intake: Intake | None, authenticate: Callable | None = None) -> Outcome:
+    """Store one prepared aggregate document: store_document's steps, from what the child parsed."""
+    try:
+        return _save_attempt(item.name, item.attempts[0], intake, authenticate)
+    except ReportError as exc:
+        if not exc.salvageable or len(item.attempts) < 2:
+            return Outcome("refused", item.name, exc.reason)
         try:
-            with transaction.atomic():
-                report, treatment = _create_report(parsed, key, intake)
-                checked = authenticate(parsed.email) if authenticate else None
-                totals = write_records(report, parsed.records)
-                _finish_report(report, totals, parsed.repairs, checked, treatment)
-                rollups.add_report(report)
-                transaction.on_commit(announce_stored)
-        except IntegrityError:
-            existing = stored_report(key)
-            if existing is None:
-                raise
-            return _outcome("duplicate", document.name, existing)
-    return _outcome("stored", document.name, report)
+            return _save_attempt(item.name, item.attempts[1], intake, authenticate)
+        except ReportError:
+            return Outcome("refused", item.name, exc.reason)
+
+
+def _save_attempt(name: str, attempt: Attempt, intake: Intake | None, authenticate: Callable | None) -> Outcome:
+    if attempt.header is None:
+        _raise_failure(attempt)
+
+    def write(report: Report) -> tuple[int, int, int]:
+        # An attempt that failed part-way fails here, after its report row, as parsing in
+        # process fails: a duplicate is still told apart before the records count.
+        _raise_failure(attempt)
+        copy_lines(report, attempt.lines)
+        return attempt.totals
+
+    return _save(name, attempt.header, intake, authenticate, write)
+
+
+def _raise_failure(attempt: Attempt) -> None:
+    if attempt.crash:
+        raise ParseCrash(attempt.crash)
+    if attempt.error:
+        raise ReportError(attempt.error, attempt.salvageable)
 
 
 def announce_stored() -> None:
@@ -389,11 +503,35 @@ def _finish_report(
 def _domain_for(name: str, intake: Intake | None) -> tuple[int | None, str]:
     """The claimed domain a report belongs to (its policy domain's, or the nearest parent's: see
     reports/tenancy/ownership.py), if the input came from that domain's organization or an operator, with
-    that organization's treatment of unverified reports. (One query: this runs per report.)"""
-    domain = owning_domain(name, intake.organization_id if intake is not None else None)
-    if domain is None:
-        return None, ""
-    return domain.pk, domain.organization.unverified_reports
+    that organization's treatment of unverified reports. (One query: this runs per report, unless a
+    batch remembers the answers: see remembered_domains.)"""
+    key = (name, intake.organization_id if intake is not None else None)
+    remembered = _domains.get()
+    if remembered is not None and key in remembered:
+        return remembered[key]
+    domain = owning_domain(*key)
+    found = (None, "") if domain is None else (domain.pk, domain.organization.unverified_reports)
+    if remembered is not None and len(remembered) < REMEMBERED_DOMAINS:
+        remembered[key] = found
+    return found
+
+
+# The domain answers a batch remembers (policy domain and organization -> _domain_for's answer).
+_domains: ContextVar[dict | None] = ContextVar("remembered_domains", default=None)
+REMEMBERED_DOMAINS = 10_000
+
+
+@contextmanager
+def remembered_domains() -> Iterator[None]:
+    """Look each policy domain up once for the reports stored inside this block (a poll's batch,
+    committed together): most messages of a mailbox are reports for the same few domains. The
+    answers are as current as the block's first lookup; a domain added meanwhile claims the
+    reports it missed (reports.intake.claims), as it does for reports stored before it existed."""
+    token = _domains.set({})
+    try:
+        yield
+    finally:
+        _domains.reset(token)
 
 
 def iter_inputs(paths: Iterable[Path]) -> Iterator[Path]:
