@@ -17,7 +17,7 @@ APP_SERVICES = {"web", "intake", "worker-intake", "worker-enrichment", "worker-a
 
 def settings_variables() -> set[str]:
     source = (ROOT / "dmarcdash" / "settings.py").read_text()
-    return set(re.findall(r'env(?:str|bool|int|list)\("([A-Z_]+)"', source))
+    return set(re.findall(r'env(?:str|bool|int|list)\(\s*"([A-Z0-9_]+)"', source))
 
 
 def example_variables() -> set[str]:
