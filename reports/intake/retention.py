@@ -81,10 +81,11 @@ def apply(now: datetime.datetime | None = None) -> dict[str, int]:
         counts["blobs"] += blobs
     log.info(
         "retention: %(records)d records of %(reports)d reports, %(failures)d failure samples and the raw bytes "
-        "of %(inputs)d inputs (%(blobs)d files) removed for %(organizations)d organizations",
+        "of %(inputs)d inputs (%(blobs)d stored copies) removed for %(organizations)d organizations",
         counts,
     )
-    apply_rollups(now)
+    rollups = apply_rollups(now)
+    counts["rollups_folded"], counts["rollups_removed"] = rollups["folded"], rollups["removed"]
     return counts
 
 
@@ -259,7 +260,7 @@ def purge_failures(organization: Organization, now: datetime.datetime) -> tuple[
 
 def purge_raw(organization: Organization, now: datetime.datetime) -> tuple[int, int]:
     """Remove the raw bytes of the organization's inputs received before its raw retention;
-    return (inputs marked, files deleted)."""
+    return (inputs marked, stored copies deleted)."""
     before = _cutoff(now, organization.raw_retention_days)
     if before is None:
         return 0, 0
@@ -271,7 +272,7 @@ def purge_raw(organization: Organization, now: datetime.datetime) -> tuple[int, 
 
 
 def purge_inputs(due, now: datetime.datetime) -> tuple[int, int]:
-    """Remove the raw bytes of the inputs in ``due``; return (inputs marked, files deleted)."""
+    """Remove the raw bytes of the inputs in ``due``; return (inputs marked, stored copies deleted)."""
     due = due.order_by("pk")
     inputs = blobs = 0
     while True:

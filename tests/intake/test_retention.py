@@ -27,6 +27,9 @@ TODAY = NOW.date()
 # A report every week over 200 days; none ends within a day of either cutoff (90 and 30 days).
 DAYS_AGO = list(range(3, 200, 7))
 SHARED_DAY = 199  # these bytes also reached Globex, which keeps its raw inputs
+NOTHING = dict.fromkeys(
+    ("organizations", "reports", "records", "inputs", "blobs", "failures", "rollups_folded", "rollups_removed"), 0
+)
 
 
 def report_bytes(days_ago: int) -> bytes:
@@ -136,6 +139,8 @@ def test_retention_removes_old_records_and_raw_inputs_but_not_a_single_count(acm
         "inputs": len(old_raw),
         "blobs": len(old_raw) - 1,  # the bytes Globex also received stay
         "failures": 0,
+        "rollups_folded": 0,  # every report is inside the 400 days kept by day
+        "rollups_removed": 0,
     }
     for days_ago in DAYS_AGO:
         report = Report.objects.get(report_id=f"r-{days_ago}")
@@ -157,7 +162,7 @@ def test_retention_removes_old_records_and_raw_inputs_but_not_a_single_count(acm
     assert dashboard_numbers(domain, viewer) == before
 
     # A second run finds nothing left to do.
-    assert retention.apply() == {"organizations": 1, "reports": 0, "records": 0, "inputs": 0, "blobs": 0, "failures": 0}
+    assert retention.apply() == {**NOTHING, "organizations": 1}
     assert rollups() == before_rollups
 
 
@@ -233,7 +238,7 @@ def test_a_file_written_again_just_now_is_kept(acme):
 
 def test_no_retention_keeps_everything(acme):
     Organization.objects.filter(pk=acme.organization_id).update(record_retention_days=0, raw_retention_days=0)
-    assert retention.apply() == {"organizations": 0, "reports": 0, "records": 0, "inputs": 0, "blobs": 0, "failures": 0}
+    assert retention.apply() == NOTHING
     assert not Report.objects.exclude(records_purged_at=None).exists()
     assert not Intake.objects.exclude(raw_purged_at=None).exists()
 
@@ -244,3 +249,4 @@ def test_the_task_and_the_command_apply_it(acme):
     call_command("apply_retention", stdout=out)
     assert "0 records removed from 0 reports" in out.getvalue()
     assert "1 organizations with retention" in out.getvalue()
+    assert "0 daily rollup rows folded into months, 0 removed" in out.getvalue()

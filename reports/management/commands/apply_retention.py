@@ -5,8 +5,8 @@ from reports.intake import retention
 
 class Command(BaseCommand):
     help = (
-        "Remove the report records and raw inputs older than each organization's retention "
-        "(the daily task does this too; the dashboard's daily totals are kept)."
+        "Remove the report records and raw inputs older than each organization's retention, and fold or remove "
+        "its old rollups (the daily task does this too; folding keeps every total)."
     )
 
     def handle(self, *args, **options):
@@ -14,5 +14,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{counts['organizations']} organizations with retention: "
             f"{counts['records']} records removed from {counts['reports']} reports; "
-            f"raw bytes of {counts['inputs']} inputs removed ({counts['blobs']} files deleted)"
+            f"raw bytes of {counts['inputs']} inputs removed ({counts['blobs']} stored copies deleted); "
+            f"{counts['rollups_folded']} daily rollup rows folded into months, {counts['rollups_removed']} removed"
         )
