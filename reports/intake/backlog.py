@@ -19,8 +19,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from reports.intake import rawstore
-from reports.intake.pipeline import process_intake
+from reports.intake.pipeline import process_intake, record_stream
 from reports.models import Intake
 
 log = logging.getLogger(__name__)
@@ -34,7 +33,8 @@ def process_input(intake_id: int) -> Intake | None:
     with transaction.atomic():
         intake = (
             Intake.objects.select_for_update(skip_locked=True)
-            .filter(pk=intake_id, status=Intake.Status.RECEIVED, raw_purged_at=None)
+            # FAILED too: a deferred input can be the ledger row of an earlier attempt that failed.
+            .filter(pk=intake_id, status__in=(Intake.Status.RECEIVED, Intake.Status.FAILED), raw_purged_at=None)
             .first()
         )
         if intake is None:
@@ -66,5 +66,4 @@ def sweep(older_than: datetime.timedelta = STALE, limit: int = 500) -> int:
 def record_path(path) -> Intake:
     """Keep a file's bytes in the store and record it in the ledger, to be parsed by a worker."""
     with open(path, "rb") as stream:
-        sha256, size = rawstore.save(stream)
-    return Intake.objects.create(source=Intake.Channel.CLI, name=str(path)[:1000], sha256=sha256, size=size)
+        return record_stream(stream, source=Intake.Channel.CLI, name=str(path))

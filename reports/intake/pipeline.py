@@ -76,7 +76,12 @@ def fingerprint(report: ParsedReport) -> str:
 def ingest_stream(
     stream: BinaryIO, *, source: str, name: str, organization=None, caps: Limits | None = None
 ) -> IngestResult:
-    """Record ``stream`` in the ledger and store every report in it.
+    """Record ``stream`` in the ledger and store every report in it."""
+    return process_intake(record_stream(stream, source=source, name=name, organization=organization), caps)
+
+
+def record_stream(stream: BinaryIO, *, source: str, name: str, organization=None) -> Intake:
+    """Keep ``stream`` in the raw store and return its ledger row, to be processed.
 
     The same bytes from the same sender whose last attempt failed for an internal reason (a locked
     or unreachable database) are that attempt's ledger row, finished now: the failure does not
@@ -85,10 +90,9 @@ def ingest_stream(
     failed = Intake.objects.filter(
         sha256=sha256, source=source, organization=organization, mailbox=None, status=Intake.Status.FAILED
     ).first()
-    intake = failed or Intake.objects.create(
+    return failed or Intake.objects.create(
         source=source, name=name[:1000], sha256=sha256, size=size, organization=organization
     )
-    return process_intake(intake, caps)
 
 
 def ingest_path(path: Path, *, source: str = Intake.Channel.CLI, caps: Limits | None = None) -> IngestResult:

@@ -145,10 +145,14 @@ def save_bytes(data: bytes) -> tuple[str, int]:
 
 def open_stored(sha256: str) -> BinaryIO:
     """The input's bytes as stored (encrypted for a failure report)."""
-    holder = _holder(sha256)
-    if holder is None:
-        raise RawMissing(f"no raw input {sha256} in {backend().description}")
-    return holder.open(sha256)
+    # Opening is the existence check: one round trip to the store, not two, on every parse.
+    try:
+        return backend().open(check_digest(sha256))
+    except RawMissing:
+        old = legacy()
+        if old is None or not old.exists(sha256):
+            raise
+        return old.open(sha256)
 
 
 def open_raw(sha256: str) -> BinaryIO:

@@ -7,6 +7,7 @@ from django.db import connection
 from reports.intake import imap, prepare
 from reports.intake.copytext import CODE_LENGTH
 from reports.intake.pipeline import ingest_message
+from reports.intake.store import RECORD_COLUMNS
 from reports.lib.parsing import Limits
 from reports.models import (
     DailyDkim,
@@ -100,22 +101,7 @@ def snapshot() -> dict:
             )
         ),  # fmt: skip
         "records": sorted(
-            (reports[row[0]], *map(str, row[1:]))
-            for row in Record.objects.values_list(
-                "report_id",
-                "day",
-                "source_ip",
-                "count",
-                "disposition",
-                "dkim",
-                "spf",
-                "header_from",
-                "envelope_from",
-                "envelope_to",
-                "reasons",
-                "dkim_results",
-                "spf_results",
-            )
+            (reports[row[0]], *map(str, row[1:])) for row in Record.objects.values_list(*RECORD_COLUMNS)
         ),  # fmt: skip
         "rollups": [
             sorted(map(str, model.objects.values_list(*[f.name for f in model._meta.fields if f.name != "id"])))
