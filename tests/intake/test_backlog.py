@@ -70,3 +70,13 @@ def test_an_input_another_worker_is_parsing_is_skipped():
         thread.join(30)
     assert list(Report.objects.values_list("report_id", flat=True)) == ["free"]
     assert Intake.objects.get(pk=busy.pk).status == Intake.Status.RECEIVED
+
+
+def test_a_deferred_input_that_is_no_report_is_refused_with_its_reason():
+    """Parsing later, on another host, refuses bad input as ingest would, and records why."""
+    sha256, size = rawstore.save_bytes(b"<html><body>not a report</body></html>")
+    intake = Intake.objects.create(source=Intake.Channel.CLI, name="page.html", sha256=sha256, size=size)
+    done = backlog.process_input(intake.pk)
+    assert done.status == Intake.Status.REFUSED
+    assert done.error == "page.html: not a DMARC aggregate report: no <feedback> element found"
+    assert backlog.process_input(intake.pk) is None  # refused is finished: not taken again
